@@ -1,0 +1,17 @@
+"""Shared helpers: device resolution, blocked torch kernels, validation, logging."""
+
+from ._device import get_device, resolve_device, to_numpy, to_tensor
+from ._distances import pairwise_distances, self_distances
+from ._memory import available_memory, check_memory, rows_per_block
+
+__all__ = [
+    "available_memory",
+    "check_memory",
+    "get_device",
+    "pairwise_distances",
+    "resolve_device",
+    "rows_per_block",
+    "self_distances",
+    "to_numpy",
+    "to_tensor",
+]
