@@ -1,0 +1,15 @@
+"""Energy clustering (E-cluster) and its baselines BUC and DBC."""
+
+from ._agglomerative import EnergyAgglomerative
+from ._linkage import LinkageTree, energy_linkage_tree
+from ._presets import METHOD_PRESETS, make_clusterer
+from ._tree import linkage_matrix
+
+__all__ = [
+    "METHOD_PRESETS",
+    "EnergyAgglomerative",
+    "LinkageTree",
+    "energy_linkage_tree",
+    "linkage_matrix",
+    "make_clusterer",
+]

@@ -1,0 +1,306 @@
+"""The estimator: :class:`EnergyAgglomerative` validates, calls the core, stores."""
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from ..utils import get_device
+from ..utils._sklearn import _fit_context, check_is_fitted, validate_data
+from ._linkage import PARAMETER_CONSTRAINTS, energy_linkage_tree
+from ._tree import linkage_matrix
+
+
+def _validate_tensor(X):
+    """The checks ``validate_data`` makes, for a torch tensor kept on its device."""
+    if X.is_complex():
+        raise ValueError("Complex data not supported; X is a complex tensor.")
+    if X.dtype == torch.bool or not (X.is_floating_point() or X.dtype in (
+        torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise TypeError(f"X must be a real numeric tensor, got dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {X.ndim}D tensor of shape {tuple(X.shape)} instead. "
+            "Reshape your data using X.reshape(-1, 1) for a single feature or "
+            "X.reshape(1, -1) for a single sample."
+        )
+    if X.shape[0] < 2:
+        raise ValueError(
+            f"Found array with {X.shape[0]} sample(s) (shape={tuple(X.shape)}) while a "
+            "minimum of 2 is required."
+        )
+    if X.shape[1] < 1:
+        raise ValueError("Found array with 0 feature(s) while a minimum of 1 is required.")
+    if not X.is_floating_point():
+        X = X.to(torch.float64 if X.device.type == "cpu" else torch.float32)
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    return X
+
+
+class EnergyAgglomerative(ClusterMixin, BaseEstimator):
+    """Bottom-up clustering with the energy distance and an SSD regulariser.
+
+    The E-cluster criterion of Zeng et al. (paper Eq. 8): clusters A and B are
+    merged in ascending order of
+
+    .. math::
+
+        D(A, B) = \\mathcal{E}(A, B) + \\lambda\\, R(A, B), \\qquad
+        \\mathcal{E}(A, B) = \\frac{2}{nm}\\sum_{a, b} \\|a - b\\|
+            - \\frac{1}{n^2}\\sum_{a, a'} \\|a - a'\\|
+            - \\frac{1}{m^2}\\sum_{b, b'} \\|b - b'\\|,
+
+    with ``R(A, B) = SSD(A) + SSD(B)`` by default. Each step merges
+    ``m = max(1, int(merge_percent * n_samples))`` pairs found from one
+    evaluation of the criterion (paper Algorithm 1). The BUC and DBC baselines
+    are the ``linkage="single"`` / ``"average"`` options (see
+    :func:`make_clusterer`). Computation runs in torch, on a GPU when there is
+    one.
+
+    Read more in the :doc:`user guide </user_guide/clustering>`.
+
+    Parameters
+    ----------
+    n_clusters : int, default=None
+        Stop when this many clusters remain. With ``n_clusters``,
+        ``distance_threshold`` and ``max_steps`` all None, the full hierarchy is
+        built and the number of clusters is chosen automatically: the cut of the
+        merge sequence (any number of merges) with the best mean silhouette on
+        the linkage's metric.
+    merge_percent : float in (0, 1) or None, default=0.05
+        Fraction of merges per step (the paper's ``mp``). ``None`` is the exact
+        mode: one merge at a time, the criterion refreshed after every merge
+        (a true dendrogram).
+    lam : float >= 0, default=0.9
+        Weight of the regulariser (the paper's lambda). Meant for
+        L2-normalised features: SSD scales with the squared feature scale.
+    linkage : {"energy", "average", "single"}, default="energy"
+        ``"energy"``: E-cluster; ``"single"``: BUC's minimum distance;
+        ``"average"``: DBC's mean distance (UPGMA).
+    regularizer : {"ssd", "ssd_merged", "size", "dispersion"} or None, default="ssd"
+        ``"ssd"``: SSD(A) + SSD(B) (paper); ``"ssd_merged"``: SSD(A u B);
+        ``"size"``: |A| + |B| (BUC); ``"dispersion"``: mean within-cluster
+        squared distance of A plus that of B (DBC); None: no regulariser.
+    metric : {"auto", "euclidean", "sqeuclidean"}, default="auto"
+        Sample distance. ``"auto"``: Euclidean for the energy linkage, squared
+        Euclidean for single/average (as BUC and DBC define them). The energy
+        linkage refuses squared distances (it would reduce to a centroid
+        distance).
+    weighted : bool, default=False
+        Multiply the energy distance by ``n m / (n + m)`` (Szekely & Rizzo
+        2005). Unregularised and exact, this is R's ``energy::energy.hclust``,
+        i.e. Ward's method on the square root of the distances.
+    merge_schedule : {"constant", "geometric"}, default="constant"
+        ``"constant"``: ``m = int(merge_percent * n_samples)`` per step
+        (paper, BUC); ``"geometric"``: ``m = int(merge_percent * K)`` with K the
+        current number of clusters (finer steps as clusters grow).
+    distance_threshold : float, default=None
+        Stop at the first pair whose criterion is ``>= distance_threshold``.
+    max_steps : int, default=None
+        Stop after this many steps (merges in the exact mode).
+    device : str or torch.device, default="auto"
+        ``"auto"`` follows a tensor input, else CUDA when available, else CPU.
+    working_memory : float, default=None
+        MiB for temporaries; None uses ``sklearn.get_config()["working_memory"]``
+        on the CPU and a quarter of the free memory on CUDA.
+    verbose : int, default=0
+        0 silent, 1 one line per step, 2 a progress bar.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), dtype int64
+        Cluster labels 0..K-1, numbered in order of each cluster's smallest
+        sample index.
+    n_clusters_ : int
+        Number of clusters found.
+    children_ : ndarray of shape (n_merges, 2)
+        The merges performed, in order, in scikit-learn's format: values
+        ``< n_leaves_`` are leaves, ``n_leaves_ + t`` is the node made by merge t.
+    distances_ : ndarray of shape (n_merges,)
+        Criterion value of each merge (in the batched mode, as computed at the
+        start of its step). Not necessarily monotone.
+    n_leaves_ : int
+        Number of leaves: ``n_samples``, or the number of initial clusters
+        when ``init_labels`` is given.
+    n_steps_ : int
+        Steps performed.
+    history_ : dict of lists
+        Per step: ``n_clusters`` after it, ``n_merges``, ``max_distance``
+        (largest merged criterion value) and ``seconds``.
+    cut_score_ : float or None
+        Silhouette of the automatically chosen cut, or None.
+    metric_ : str
+        The sample metric used.
+    device_ : torch.device
+        The device the computation ran on.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    See Also
+    --------
+    make_clusterer : E-cluster, BUC and DBC presets.
+    sklearn.cluster.AgglomerativeClustering : classical linkages.
+
+    Notes
+    -----
+    Differences from :class:`sklearn.cluster.AgglomerativeClustering`:
+    ``n_clusters`` defaults to None (automatic cut); ``n_clusters`` and
+    ``distance_threshold`` may both be set (the first reached stops);
+    ``children_`` holds only the merges performed; the batched mode merges
+    many pairs per step without refreshing the criterion, so chains can form
+    and ``distances_`` can decrease.
+
+    Memory: one ``n_samples x n_samples`` matrix (the distances, then reused in
+    place for the cluster sums), plus bounded temporaries. Data is computed in
+    its own dtype on the CPU (float64 for integer input) and in float32 on CUDA.
+    On CUDA, atomic additions may change the order of exactly tied pairs
+    between runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ecluster.cluster import EnergyAgglomerative
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> model = EnergyAgglomerative(n_clusters=2, device="cpu").fit(X)
+    >>> model.labels_
+    array([0, 0, 0, 1, 1, 1])
+    >>> model.n_steps_
+    4
+    """
+
+    _parameter_constraints = dict(PARAMETER_CONSTRAINTS)
+
+    def __init__(
+        self,
+        n_clusters=None,
+        *,
+        merge_percent=0.05,
+        lam=0.9,
+        linkage="energy",
+        regularizer="ssd",
+        metric="auto",
+        weighted=False,
+        merge_schedule="constant",
+        distance_threshold=None,
+        max_steps=None,
+        device="auto",
+        working_memory=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.merge_percent = merge_percent
+        self.lam = lam
+        self.linkage = linkage
+        self.regularizer = regularizer
+        self.metric = metric
+        self.weighted = weighted
+        self.merge_schedule = merge_schedule
+        self.distance_threshold = distance_threshold
+        self.max_steps = max_steps
+        self.device = device
+        self.working_memory = working_memory
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, init_labels=None):
+        """Cluster ``X``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+            Samples; a tensor stays on its device when ``device="auto"``.
+        y : Ignored
+        init_labels : array-like of shape (n_samples,), default=None
+            Start from these clusters instead of singletons (any integers;
+            renumbered by first occurrence). The leaves of ``children_`` are
+            then these initial clusters.
+
+        Returns
+        -------
+        self : EnergyAgglomerative
+        """
+        if isinstance(X, torch.Tensor):
+            X = _validate_tensor(X)
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            X = validate_data(
+                self, X, ensure_min_samples=2, dtype=[np.float64, np.float32]
+            )
+        self.device_ = get_device(self.device, X)
+        tree = energy_linkage_tree(
+            X,
+            n_clusters=self.n_clusters,
+            merge_percent=self.merge_percent,
+            lam=self.lam,
+            linkage=self.linkage,
+            regularizer=self.regularizer,
+            metric=self.metric,
+            weighted=self.weighted,
+            merge_schedule=self.merge_schedule,
+            distance_threshold=self.distance_threshold,
+            max_steps=self.max_steps,
+            init_labels=init_labels,
+            device=self.device_,
+            working_memory=self.working_memory,
+            verbose=self.verbose,
+        )
+        self.labels_ = tree.labels.astype(np.int64)
+        self.n_clusters_ = int(self.labels_.max()) + 1
+        self.children_ = tree.children
+        self.distances_ = tree.distances
+        self.n_leaves_ = int(tree.n_leaves)
+        self.n_steps_ = int(tree.n_steps)
+        self.history_ = tree.history
+        self.cut_score_ = tree.cut_score
+        self.metric_ = tree.metric
+        return self
+
+    def fit_predict(self, X, y=None, *, init_labels=None):
+        """Cluster ``X`` and return ``labels_``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+        y : Ignored
+        init_labels : array-like of shape (n_samples,), default=None
+            See :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, init_labels=init_labels).labels_
+
+    def get_linkage_matrix(self):
+        """scipy linkage matrix of the fitted hierarchy.
+
+        Usable with :func:`scipy.cluster.hierarchy.dendrogram`. Needs the full
+        tree (``n_clusters``, ``distance_threshold`` and ``max_steps`` None).
+
+        Returns
+        -------
+        Z : ndarray of shape (n_leaves_ - 1, 4)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ecluster.cluster import EnergyAgglomerative
+        >>> X = np.array([[0.0], [0.1], [5.0], [5.2]])
+        >>> model = EnergyAgglomerative(merge_percent=None, device="cpu").fit(X)
+        >>> Z = model.get_linkage_matrix()
+        >>> Z[:, [0, 1, 3]]
+        array([[0., 1., 2.],
+               [2., 3., 2.],
+               [4., 5., 4.]])
+        >>> Z[:, 2].round(4)  # E = 2 d for singletons; then E + 0.9 (SSD_A + SSD_B)
+        array([0.2   , 0.4   , 9.9725])
+        """
+        check_is_fitted(self)
+        return linkage_matrix(self.children_, self.distances_, self.n_leaves_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,94 @@
+"""Automatic choice of the number of clusters among the cuts of the merge sequence.
+
+Criterion: the mean silhouette coefficient (Rousseeuw 1987) on the metric of
+the linkage, over all samples. Any number of merges is a candidate cut, not
+only step boundaries: a coarse geometric grid of cluster counts is scored
+first, then every count between the best grid point's neighbours (subsampled
+to at most ``n_refine`` values). Each round needs one blocked pass over the
+sample distances; the distance matrix of the fit itself is not kept (it was
+reused for the cluster sums), so memory stays at one N x N buffer at most.
+"""
+
+import numpy as np
+import torch
+
+from ..utils import rows_per_block
+from ..utils._distances import pairwise_distances
+from ._tree import labels_at_cuts
+
+
+def silhouette_scores(X, labelings, metric, working_memory=None):
+    """Mean silhouette of each labelling, from one blocked pass over distances.
+
+    Samples alone in their cluster score 0 (as in scikit-learn). Labellings
+    with fewer than 2 or more than n - 1 clusters score -inf.
+    """
+    n = X.shape[0]
+    labs = [torch.as_tensor(lab, device=X.device) for lab in labelings]
+    ks = [int(lab.max()) + 1 for lab in labs]
+    counts = [torch.bincount(lab, minlength=k).to(X.dtype) for lab, k in zip(labs, ks, strict=False)]
+    totals = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in labs]
+    step = rows_per_block(n + max(ks), X.element_size(), X.device, working_memory,
+                          n_buffers=3)
+    for r0 in range(0, n, step):
+        r1 = min(n, r0 + step)
+        d = pairwise_distances(X[r0:r1], X, metric, working_memory=working_memory)
+        rows = torch.arange(r1 - r0, device=X.device)
+        for c, (lab, k, cnt) in enumerate(zip(labs, ks, counts, strict=False)):
+            if k < 2 or k > n - 1:
+                continue
+            sums = torch.zeros((r1 - r0, k), dtype=X.dtype, device=X.device)
+            sums.index_add_(1, lab, d)
+            own = lab[r0:r1]
+            own_cnt = cnt[own]
+            a = sums[rows, own] / (own_cnt - 1).clamp(min=1)
+            mean_other = sums / cnt.unsqueeze(0)
+            mean_other[rows, own] = float("inf")
+            b = mean_other.min(dim=1).values
+            s = (b - a) / torch.maximum(a, b).clamp(min=torch.finfo(X.dtype).tiny)
+            s = torch.where(own_cnt > 1, s, torch.zeros_like(s))
+            totals[c] += s.double().sum()
+    return np.array([
+        float(t) / n if 2 <= k <= n - 1 else -np.inf for t, k in zip(totals, ks, strict=False)
+    ])
+
+
+def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refine=16,
+               working_memory=None):
+    """Number of merges whose cut maximises the silhouette.
+
+    Returns ``(n_merges, score)``; ties pick the fewer merges (more clusters
+    is the conservative choice for re-identification pseudo labels).
+    """
+    n = X.shape[0]
+    n_merges = len(children)
+    k_start = n_leaves
+    k_min = max(2, k_start - n_merges)
+    k_max = min(n - 1, k_start)
+    if k_max < k_min:
+        return n_merges, float("nan")
+    scores = {}
+
+    def score(ks):
+        ks = sorted(set(int(k) for k in ks) - set(scores))
+        if not ks:
+            return
+        cuts = {k_start - k: k for k in ks}
+        labelings = labels_at_cuts(children, leaf_labels, n_leaves, cuts)
+        qs = sorted(labelings)
+        vals = silhouette_scores(X, [labelings[q] for q in qs], metric, working_memory)
+        for q, v in zip(qs, vals, strict=False):
+            scores[cuts[q]] = v
+
+    grid = np.unique(np.round(np.geomspace(k_min, k_max, num=n_grid)).astype(int))
+    score(grid)
+    best = max(scores, key=lambda k: (scores[k], k))
+    pos = np.searchsorted(grid, best)
+    lo = grid[max(0, pos - 1)]
+    hi = grid[min(len(grid) - 1, pos + 1)]
+    between = np.arange(lo, hi + 1)
+    if between.size > n_refine:
+        between = np.unique(np.round(np.linspace(lo, hi, n_refine)).astype(int))
+    score(between)
+    best = max(scores, key=lambda k: (scores[k], k))
+    return k_start - best, scores[best]

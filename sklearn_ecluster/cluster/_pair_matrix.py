@@ -1,0 +1,162 @@
+"""The cluster-level pair matrix and the merge update (SPEC 5).
+
+``S[a, b]`` holds, for clusters a and b,
+
+- the sum of sample distances over A x B (energy and average linkage), which is
+  additive under merges: S(A u B, C) = S(A, C) + S(B, C); the diagonal S(A, A)
+  is the within sum over ordered pairs (zero self-pairs included);
+- or the minimum sample distance (single linkage): S(A u B, C) = min(S(A, C), S(B, C)).
+
+So the N x N sample distance matrix is computed once per fit and then reused
+in place as the cluster matrix: a merge step costs O(m K) for the update plus
+one pass to compact the active K' x K' block to the front of the same storage.
+Only one N x N buffer ever exists.
+"""
+
+import torch
+
+from ..utils import check_memory, rows_per_block, self_distances
+from ..utils._distances import pairwise_distances
+
+
+class PairMatrix:
+    """A K x K cluster pair matrix living in a (possibly larger) flat buffer.
+
+    Parameters
+    ----------
+    storage : Tensor (capacity,)
+        Flat buffer; the active matrix is ``storage[:K*K].view(K, K)``.
+    n_clusters : int
+    reduce : {"sum", "amin"}
+    block_rows : callable
+        ``block_rows(n_cols) -> int``: rows per temporary block.
+    """
+
+    def __init__(self, storage, n_clusters, reduce, block_rows):
+        self.storage = storage
+        self.k = n_clusters
+        self.reduce = reduce
+        self.block_rows = block_rows
+
+    @property
+    def matrix(self):
+        k = self.k
+        return self.storage[: k * k].view(k, k)
+
+    def diagonal(self):
+        return torch.diagonal(self.matrix)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_samples(cls, X, labels, n_clusters, *, metric, reduce, working_memory):
+        """Build S from the samples and an initial labelling (0..K-1, ordered).
+
+        Singletons (``labels is None``): S is the distance matrix itself,
+        computed on the upper block triangle and mirrored (exactly symmetric).
+        Otherwise S = P^T D P is accumulated from row blocks of D, so the N x N
+        matrix is never materialised when K < N.
+        """
+        n = X.shape[0]
+        k = n if labels is None else n_clusters
+        nbytes = k * k * X.element_size()
+        check_memory(nbytes, X.device, f"The {k} x {k} cluster pair matrix")
+        storage = torch.empty(k * k, dtype=X.dtype, device=X.device)
+
+        def block_rows(n_cols, n_buffers=2):
+            return rows_per_block(n_cols, X.element_size(), X.device, working_memory,
+                                  n_buffers=n_buffers)
+
+        pm = cls(storage, k, reduce, block_rows)
+        S = pm.matrix
+        if labels is None:
+            self_distances(X, metric, out=S, working_memory=working_memory)
+            if reduce == "amin":
+                S.fill_diagonal_(float("inf"))  # never used: self-pairs are masked
+            return pm
+
+        if reduce == "sum":
+            S.zero_()
+        else:
+            S.fill_(float("inf"))
+        step = block_rows(n + k)
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            d = pairwise_distances(X[r0:r1], X, metric, working_memory=working_memory)
+            if r1 > r0:  # exact zero self-distances, as in the singleton path
+                idx = torch.arange(r0, r1, device=X.device)
+                d[idx - r0, idx] = 0.0
+            part = _segment_reduce(d, labels, k, dim=1, reduce=reduce)
+            _reduce_into(S, 0, labels[r0:r1], part, reduce)
+        # blocks were accumulated in different orders: make S exactly symmetric
+        _symmetrize_(S, max(1, int((block_rows(k) * k) ** 0.5)))
+        return pm
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, root, keep):
+        """Merge the slots into their group representatives and compact.
+
+        Parameters
+        ----------
+        root : LongTensor (K,)
+            ``root[i]`` is the representative slot of slot i's group, with
+            ``root[i] <= i`` (the representative is the group's smallest slot).
+        keep : LongTensor (K',)
+            The representative slots, ascending (``root[i] == i``).
+        """
+        S = self.matrix
+        k = self.k
+        moved = torch.nonzero(root != torch.arange(k, device=root.device)).squeeze(1)
+        if moved.numel() == 0:
+            return
+        targets = root[moved]
+        # rows, then columns: the diagonal of a group then sums all G x G pairs
+        _reduce_into(S, 0, targets, S.index_select(0, moved), self.reduce)
+        _reduce_into(S, 1, targets, S.index_select(1, moved), self.reduce)
+        self._compact(keep)
+
+    def _compact(self, keep):
+        """Move the ``keep`` x ``keep`` block to the front of the storage.
+
+        Row p of the new matrix lands at flat offset p*K' <= keep[p]*K, and
+        blocks are written in increasing order, so a block never overwrites
+        rows that a later block still has to read.
+        """
+        old = self.matrix
+        k_new = keep.numel()
+        new = self.storage[: k_new * k_new].view(k_new, k_new)
+        step = max(1, self.block_rows(k_new, n_buffers=1))
+        for p0 in range(0, k_new, step):
+            p1 = min(k_new, p0 + step)
+            block = old.index_select(0, keep[p0:p1]).index_select(1, keep)
+            new[p0:p1] = block
+        self.k = k_new
+
+
+def _symmetrize_(S, step):
+    """S <- (S + S^T) / 2 in place, one pair of square blocks at a time."""
+    k = S.shape[0]
+    for i0 in range(0, k, step):
+        i1 = min(k, i0 + step)
+        for j0 in range(i0, k, step):
+            j1 = min(k, j0 + step)
+            avg = (S[i0:i1, j0:j1] + S[j0:j1, i0:i1].T) * 0.5
+            S[i0:i1, j0:j1] = avg
+            S[j0:j1, i0:i1] = avg.T
+
+
+def _segment_reduce(values, segments, n_segments, *, dim, reduce):
+    """Sum (or min) of ``values`` along ``dim`` grouped by ``segments``."""
+    shape = list(values.shape)
+    shape[dim] = n_segments
+    if reduce == "sum":
+        out = torch.zeros(shape, dtype=values.dtype, device=values.device)
+        return out.index_add_(dim, segments, values)
+    out = torch.full(shape, float("inf"), dtype=values.dtype, device=values.device)
+    return out.index_reduce_(dim, segments, values, "amin", include_self=True)
+
+
+def _reduce_into(target, dim, index, source, reduce):
+    if reduce == "sum":
+        target.index_add_(dim, index, source)
+    else:
+        target.index_reduce_(dim, index, source, "amin", include_self=True)

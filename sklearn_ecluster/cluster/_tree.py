@@ -1,0 +1,94 @@
+"""The recorded merge sequence: cuts, relabelling and the scipy linkage matrix."""
+
+import numpy as np
+
+from ._merge_step import group_roots
+
+
+def relabel_by_first_occurrence(labels):
+    """Map labels to 0..K-1 in the order of each cluster's smallest sample index.
+
+    Examples
+    --------
+    >>> relabel_by_first_occurrence(np.array([7, 7, 3, 9, 3]))
+    array([0, 0, 1, 2, 1])
+    """
+    labels = np.asarray(labels)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()]
+
+
+def labels_at_cuts(children, leaf_labels, n_leaves, cuts):
+    """Sample labels after the first ``q`` merges, for each ``q`` in ``cuts``.
+
+    Parameters
+    ----------
+    children : ndarray (n_merges, 2)
+        Merges in scikit-learn's ``children_`` format.
+    leaf_labels : ndarray (n_samples,)
+        Leaf of each sample (``arange`` when the leaves are the samples).
+    n_leaves : int
+    cuts : iterable of int
+        Numbers of merges, each in ``0..n_merges``.
+
+    Returns
+    -------
+    dict q -> labels (int64, relabelled 0..K-1 by first occurrence)
+    """
+    cuts = sorted(set(int(q) for q in cuts))
+    n_merges = len(children)
+    # each tree node -> a representative leaf; the parent forest lives on leaves
+    rep = np.empty(n_leaves + n_merges, dtype=np.int64)
+    rep[:n_leaves] = np.arange(n_leaves)
+    parent = np.arange(n_leaves, dtype=np.int64)
+    out = {}
+    q_next = iter(cuts)
+    q = next(q_next, None)
+    for t in range(n_merges + 1):
+        while q is not None and q == t:
+            roots = group_roots(parent)
+            out[q] = relabel_by_first_occurrence(roots[leaf_labels])
+            q = next(q_next, None)
+        if q is None or t == n_merges:
+            break
+        a, b = rep[children[t, 0]], rep[children[t, 1]]
+        ra, rb = _find(parent, a), _find(parent, b)
+        lo, hi = min(ra, rb), max(ra, rb)
+        parent[hi] = lo
+        rep[n_leaves + t] = lo
+    return out
+
+
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+def linkage_matrix(children, distances, n_leaves):
+    """scipy's linkage matrix ``Z`` of a complete merge sequence.
+
+    ``Z[t] = [child_1, child_2, distance, size]``, node ``n_leaves + t`` being
+    created by merge t, which is exactly scikit-learn's ``children_``
+    numbering. The heights of a non-reducible criterion need not be monotone;
+    :func:`scipy.cluster.hierarchy.dendrogram` still draws them.
+    """
+    children = np.asarray(children, dtype=np.int64)
+    n_merges = len(children)
+    if n_merges != n_leaves - 1:
+        raise ValueError(
+            f"The merge sequence has {n_merges} merges but a complete tree over "
+            f"{n_leaves} leaves needs {n_leaves - 1}; fit with n_clusters=None and "
+            "distance_threshold=None (and max_steps=None) to build the full tree."
+        )
+    sizes = np.ones(n_leaves + n_merges, dtype=np.float64)
+    for t, (a, b) in enumerate(children):
+        sizes[n_leaves + t] = sizes[a] + sizes[b]
+    Z = np.empty((n_merges, 4), dtype=np.float64)
+    Z[:, :2] = children
+    Z[:, 2] = distances
+    Z[:, 3] = sizes[n_leaves:]
+    return Z
