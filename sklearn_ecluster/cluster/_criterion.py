@@ -99,7 +99,7 @@ def _separable_reg(stats, regularizer):
 
 def criterion_block(
     s_block, rows, cols, stats, *, linkage, regularizer, lam, weighted,
-    symmetric=False, out=None,
+    symmetric=False, penalty=None, out=None,
 ):
     """Criterion values D for the cluster pairs ``rows`` x ``cols``.
 
@@ -117,6 +117,8 @@ def criterion_block(
         D[a, b] and D[b, a] computed in two different blocks agree to the bit.
         The exact mode needs this for its nearest-neighbour cache; the batched
         mode looks at each pair once and takes the faster in-place form.
+    penalty : Tensor (K,), default=None
+        Added to both sides of every pair: +inf masks dead slots.
     out : Tensor, default=None
         Buffer of the block's shape to write into.
 
@@ -144,6 +146,8 @@ def criterion_block(
     if reg is not None and lam != 0.0:
         reg_part = (lam * reg).to(dtype)
         beta = reg_part if beta is None else beta + reg_part
+    if penalty is not None:
+        beta = penalty if beta is None else beta + penalty
 
     if symmetric:
         if alpha_r is None:

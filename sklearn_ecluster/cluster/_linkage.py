@@ -12,6 +12,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn import get_config
 
 from ..utils import get_device, to_tensor
 from ..utils._sklearn import Interval, StrOptions, validate_params
@@ -125,29 +126,59 @@ def _initial_stats(X, leaf_labels_t, k, linkage, regularizer, pm):
         stats.within = pm.diagonal().clone()
     if needs_moments(regularizer):
         n = X.shape[0]
-        ones = torch.ones(n, dtype=X.dtype, device=X.device)
         zero = torch.zeros(n, dtype=torch.float64, device=X.device)
-        # singletons as clusters of size 1, then merged into the initial groups
-        _, stats.means, stats.ssd = merged_moments(ones, X, zero, leaf_labels_t, k)
+        if k == n:  # singletons (a copy: means are updated in place)
+            stats.means, stats.ssd = X.clone(), zero
+        else:  # singletons merged into the initial groups
+            ones = torch.ones(n, dtype=X.dtype, device=X.device)
+            _, stats.means, stats.ssd = merged_moments(ones, X, zero, leaf_labels_t, k)
     return stats
 
 
 def _apply_step(pm, stats, root_np, linkage, moments):
-    """Merge the groups of one step into their representatives and compact."""
+    """Merge the groups of one step into their representatives.
+
+    Returns the updated statistics and, when the pair matrix was compacted,
+    the slots kept (else None).
+    """
     dev = stats.sizes.device
-    k = pm.k
+    w = pm.width
     root = torch.as_tensor(root_np, device=dev)
-    keep = torch.nonzero(root == torch.arange(k, device=dev)).squeeze(1)
-    pm.merge(root, keep)
-    if moments:
-        sizes, means, ssd = merged_moments(stats.sizes, stats.means, stats.ssd, root, k)
-    else:
-        sizes = torch.zeros_like(stats.sizes).index_add_(0, root, stats.sizes)
-        means = ssd = None
-    new = ClusterStats(sizes=sizes, ssd=ssd, means=means).select(keep)
+    moved = torch.nonzero(root != torch.arange(w, device=dev)).squeeze(1)
+    targets = root[moved]
+    keep = pm.merge(root)
+    # dead slots keep their old (finite, non-zero) statistics: they are masked
+    sizes = stats.sizes.clone().index_add_(0, targets, stats.sizes[moved])
+    means, ssd = stats.means, stats.ssd
+    if moments and moved.numel():
+        # only the groups that changed: O(m d), not O(K d)
+        touched = torch.unique(targets)
+        members = torch.cat([touched, moved])
+        local = torch.searchsorted(touched, root[members])
+        _, g_means, g_ssd = merged_moments(
+            stats.sizes[members], means[members], ssd[members], local, touched.numel()
+        )
+        means[touched] = g_means  # in place: the stats own these tensors
+        ssd[touched] = g_ssd
+    new = ClusterStats(sizes=sizes, ssd=ssd, means=means)
+    if keep is not None:
+        new = new.select(keep)
     if linkage == "energy":
         new.within = pm.diagonal().clone()
-    return new, keep.cpu().numpy()
+    return new, None if keep is None else keep.cpu().numpy()
+
+
+def _block_budget(working_memory, n, itemsize):
+    """MiB for temporaries: the user's choice, else bounded by the pair matrix.
+
+    scikit-learn's default working memory (1 GiB) would let one block of
+    criterion values be as large as the N x N matrix itself; an eighth of it
+    (at least 32 MiB) keeps the peak near one N x N buffer.
+    """
+    if working_memory is not None:
+        return working_memory
+    cap = get_config()["working_memory"]
+    return float(min(cap, max(32.0, n * n * itemsize / 8 / 2**20)))
 
 
 @validate_params(
@@ -217,6 +248,7 @@ def energy_linkage_tree(
     moments = needs_moments(regularizer)
     crit = dict(linkage=linkage, regularizer=regularizer, lam=float(lam), weighted=bool(weighted))
 
+    working_memory = _block_budget(working_memory, k0, Xt.element_size())
     t_start = time.perf_counter()
     leaf_t = torch.as_tensor(leaf_labels, device=dev)
     pm = PairMatrix.from_samples(
@@ -259,7 +291,8 @@ def energy_linkage_tree(
                 record(a, b, v)
             if merges:
                 stats, keep = _apply_step(pm, stats, root, linkage, moments)
-                node = node[keep]
+                if keep is not None:
+                    node = node[keep]
                 k = pm.k
             n_steps += 1
             max_d = max((v for _, _, v in merges), default=float("nan"))

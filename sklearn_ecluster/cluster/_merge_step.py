@@ -6,10 +6,10 @@ with a union-find unless both sides already joined in this step, until the
 step's quota of merges. Distances are not refreshed inside a step, as in BUC
 and DBC, so chains A-B, B-C may form one cluster.
 
-The full sorted list of K^2/2 pairs is never built: each row block keeps its
-``t`` smallest values (``torch.topk``), and only pairs strictly below the
-global ``t``-th value are trusted (they are complete: no block can hide a
-smaller one). When the walk needs more, ``t`` doubles and the step is redone.
+The full sorted list of K^2/2 pairs is never built: :func:`smallest_pairs`
+finds exactly the pairs below the ``t``-th smallest value from row-wise
+``topk`` and a rescan of the few dense rows. When the walk needs more
+(many pairs inside already joined groups), ``t`` grows and the step is redone.
 """
 
 import numpy as np
@@ -18,8 +18,27 @@ import torch
 from ._criterion import criterion_block
 
 
-def smallest_pairs(pm, stats, crit, n_candidates):
+def _row_block(pm, stats, crit, r0, r1):
+    """Criterion of rows r0..r1-1 against the columns j > r0 (j <= i masked)."""
+    k = pm.width
+    block = criterion_block(
+        pm.matrix[r0:r1, r0 + 1 :], slice(r0, r1), slice(r0 + 1, k), stats, **crit
+    )
+    b = r1 - r0
+    lower = torch.ones((b, b), dtype=torch.bool, device=block.device).tril_(-1)
+    block[:, :b].masked_fill_(lower, float("inf"))
+    return block
+
+
+def smallest_pairs(pm, stats, crit, n_candidates, per_row=8):
     """The cluster pairs ``i < j`` with the smallest criterion values.
+
+    Pass 1 keeps each row's ``per_row`` smallest values (a row-wise
+    ``topk``: far cheaper than a selection over the flattened K^2 / 2 values)
+    and takes ``tau``, the ``n_candidates``-th smallest of them. Every pair
+    below ``tau`` is then in the pool, except in rows whose ``per_row``-th
+    value is itself below ``tau`` (dense rows); pass 2 rescans just those
+    rows. The result is exactly the set of pairs strictly below ``tau``.
 
     Returns
     -------
@@ -28,43 +47,52 @@ def smallest_pairs(pm, stats, crit, n_candidates):
     i, j : ndarray (c,)
         Slots, ``i < j``.
     complete : bool
-        True when every pair is in the list; otherwise the list holds exactly
-        the pairs strictly below the ``n_candidates``-th smallest value.
+        True when the list holds every pair.
     """
-    k = pm.k
-    n_pairs = k * (k - 1) // 2
-    S = pm.matrix
-    device = S.device
-    vals, ii, jj = [], [], []
+    k = pm.width
+    device = pm.storage.device
+    crit = {**crit, "penalty": pm.penalty() if pm.k < k else None}
+    vals, ii, jj, kth = [], [], [], []
     step = max(1, pm.block_rows(k))
     for r0 in range(0, k - 1, step):
         r1 = min(k - 1, r0 + step)
-        ncols = k - r0 - 1
-        block = criterion_block(
-            S[r0:r1, r0 + 1 :], slice(r0, r1), slice(r0 + 1, k), stats, **crit
-        )
-        b = r1 - r0
-        # pairs with j <= i inside the leading b x b part are not pairs i < j
-        lower = torch.ones((b, b), dtype=torch.bool, device=device).tril_(-1)
-        block[:, :b].masked_fill_(lower, float("inf"))
-        flat = block.view(-1)
-        t = min(n_candidates, flat.numel())
-        v, f = torch.topk(flat, t, largest=False, sorted=False)
-        vals.append(v)
-        ii.append(r0 + torch.div(f, ncols, rounding_mode="floor"))
-        jj.append(r0 + 1 + f % ncols)
+        block = _row_block(pm, stats, crit, r0, r1)
+        r = min(per_row, block.shape[1])
+        v, f = torch.topk(block, r, dim=1, largest=False, sorted=True)
+        rows = torch.arange(r0, r1, device=device).unsqueeze(1).expand(-1, r)
+        vals.append(v.reshape(-1))
+        ii.append(rows.reshape(-1))
+        jj.append((f + (r0 + 1)).reshape(-1))
+        # a row whose per_row-th value is finite may hold more pairs
+        kth.append(v[:, -1] if r == per_row else torch.full_like(v[:, 0], float("inf")))
     v = torch.cat(vals).double().cpu().numpy()
     i = torch.cat(ii).cpu().numpy()
     j = torch.cat(jj).cpu().numpy()
-    finite = np.isfinite(v)  # masked slots
+    kth = torch.cat(kth).double().cpu().numpy()
+    finite = np.isfinite(v)
     v, i, j = v[finite], i[finite], j[finite]
-    complete = n_pairs <= n_candidates
-    if not complete and v.size >= n_candidates:
-        cut = np.partition(v, n_candidates - 1)[n_candidates - 1]
-        trusted = v < cut
-        v, i, j = v[trusted], i[trusted], j[trusted]
+    tau = np.partition(v, n_candidates - 1)[n_candidates - 1] if v.size > n_candidates else np.inf
+    dense = np.nonzero(kth < tau)[0]
+    if dense.size:
+        # pass 2: every pair below tau of the dense rows
+        in_dense = np.isin(i, dense)
+        v, i, j = v[~in_dense], i[~in_dense], j[~in_dense]
+        rows_t = torch.as_tensor(dense, device=device)
+        for p0 in range(0, dense.size, step):
+            rows = rows_t[p0 : p0 + step]
+            block = criterion_block(
+                pm.matrix.index_select(0, rows), rows, slice(None), stats, **crit
+            )
+            cols = torch.arange(k, device=device)
+            block.masked_fill_(cols.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
+            sel = torch.nonzero(block < tau)
+            v = np.concatenate([v, block[sel[:, 0], sel[:, 1]].double().cpu().numpy()])
+            i = np.concatenate([i, rows[sel[:, 0]].cpu().numpy()])
+            j = np.concatenate([j, sel[:, 1].cpu().numpy()])
+    keep = v < tau
+    v, i, j = v[keep], i[keep], j[keep]
     order = np.lexsort((j, i, v))
-    return v[order], i[order], j[order], complete
+    return v[order], i[order], j[order], not np.isfinite(tau)
 
 
 def walk_pairs(values, i, j, n_slots, quota, threshold):
@@ -121,11 +149,11 @@ def batched_step(pm, stats, crit, quota, threshold):
     Returns ``(merges, root, stopped_by_threshold)``; ``root`` maps each slot
     to its group's smallest slot.
     """
-    k = pm.k
+    k = pm.width
     n_candidates = 2 * quota + 16
     while True:
         v, i, j, complete = smallest_pairs(pm, stats, crit, n_candidates)
         merges, parent, stopped = walk_pairs(v, i, j, k, quota, threshold)
         if len(merges) >= quota or stopped or complete:
             return merges, group_roots(parent), stopped
-        n_candidates *= 2
+        n_candidates *= 4

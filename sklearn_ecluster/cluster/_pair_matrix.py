@@ -8,10 +8,14 @@
 - or the minimum sample distance (single linkage): S(A u B, C) = min(S(A, C), S(B, C)).
 
 So the N x N sample distance matrix is computed once per fit and then reused
-in place as the cluster matrix: a merge step costs O(m K) for the update plus
-one pass to compact the active K' x K' block to the front of the same storage.
-Only one N x N buffer ever exists.
+in place as the cluster matrix: a merge step costs O(m K) for the update.
+Merged-away slots stay in place as dead slots (masked by the criterion) until
+a quarter of the slots are dead; then the live block is compacted to the
+front of the same storage in one gather pass. Only one N x N buffer ever
+exists.
 """
+
+import warnings
 
 import torch
 
@@ -20,28 +24,47 @@ from ..utils._distances import pairwise_distances
 
 
 class PairMatrix:
-    """A K x K cluster pair matrix living in a (possibly larger) flat buffer.
+    """A W x W cluster pair matrix (W slots, K of them alive) in a flat buffer.
 
     Parameters
     ----------
     storage : Tensor (capacity,)
-        Flat buffer; the active matrix is ``storage[:K*K].view(K, K)``.
+        Flat buffer; the matrix is ``storage[:W*W].view(W, W)``.
     n_clusters : int
+        Initial number of slots, all alive.
     reduce : {"sum", "amin"}
     block_rows : callable
         ``block_rows(n_cols) -> int``: rows per temporary block.
+
+    Attributes
+    ----------
+    width : int
+        Number of slots W.
+    alive : BoolTensor (W,)
+    k : int
+        Number of live slots (clusters).
     """
+
+    #: compact when this fraction of the slots is dead
+    compact_fraction = 0.25
 
     def __init__(self, storage, n_clusters, reduce, block_rows):
         self.storage = storage
+        self.width = n_clusters
         self.k = n_clusters
+        self.alive = torch.ones(n_clusters, dtype=torch.bool, device=storage.device)
         self.reduce = reduce
         self.block_rows = block_rows
 
     @property
     def matrix(self):
-        k = self.k
-        return self.storage[: k * k].view(k, k)
+        w = self.width
+        return self.storage[: w * w].view(w, w)
+
+    def penalty(self):
+        """0 for live slots, +inf for dead ones (added to the criterion)."""
+        pen = torch.zeros(self.width, dtype=self.storage.dtype, device=self.storage.device)
+        return pen.masked_fill_(~self.alive, float("inf"))
 
     def diagonal(self):
         return torch.diagonal(self.matrix)
@@ -92,27 +115,37 @@ class PairMatrix:
         return pm
 
     # ------------------------------------------------------------------ merge
-    def merge(self, root, keep):
-        """Merge the slots into their group representatives and compact.
+    def merge(self, root):
+        """Merge the slots into their group representatives.
 
         Parameters
         ----------
-        root : LongTensor (K,)
+        root : LongTensor (W,)
             ``root[i]`` is the representative slot of slot i's group, with
             ``root[i] <= i`` (the representative is the group's smallest slot).
-        keep : LongTensor (K',)
-            The representative slots, ascending (``root[i] == i``).
+
+        Returns
+        -------
+        keep : LongTensor (K,) or None
+            When the matrix was compacted, the old slots kept (ascending), in
+            their new order; None otherwise.
         """
         S = self.matrix
-        k = self.k
-        moved = torch.nonzero(root != torch.arange(k, device=root.device)).squeeze(1)
+        w = self.width
+        moved = torch.nonzero(root != torch.arange(w, device=root.device)).squeeze(1)
         if moved.numel() == 0:
-            return
+            return None
         targets = root[moved]
         # rows, then columns: the diagonal of a group then sums all G x G pairs
         _reduce_into(S, 0, targets, S.index_select(0, moved), self.reduce)
         _reduce_into(S, 1, targets, S.index_select(1, moved), self.reduce)
+        self.alive[moved] = False
+        self.k = int(self.alive.sum())
+        if self.width - self.k < self.compact_fraction * self.width:
+            return None
+        keep = torch.nonzero(self.alive).squeeze(1)
         self._compact(keep)
+        return keep
 
     def _compact(self, keep):
         """Move the ``keep`` x ``keep`` block to the front of the storage.
@@ -127,9 +160,10 @@ class PairMatrix:
         step = max(1, self.block_rows(k_new, n_buffers=1))
         for p0 in range(0, k_new, step):
             p1 = min(k_new, p0 + step)
-            block = old.index_select(0, keep[p0:p1]).index_select(1, keep)
+            block = old[keep[p0:p1].unsqueeze(1), keep.unsqueeze(0)]  # one gather
             new[p0:p1] = block
-        self.k = k_new
+        self.width = self.k = k_new
+        self.alive = torch.ones(k_new, dtype=torch.bool, device=self.storage.device)
 
 
 def _symmetrize_(S, step):
@@ -152,11 +186,14 @@ def _segment_reduce(values, segments, n_segments, *, dim, reduce):
         out = torch.zeros(shape, dtype=values.dtype, device=values.device)
         return out.index_add_(dim, segments, values)
     out = torch.full(shape, float("inf"), dtype=values.dtype, device=values.device)
-    return out.index_reduce_(dim, segments, values, "amin", include_self=True)
+    _reduce_into(out, dim, segments, values, "amin")
+    return out
 
 
 def _reduce_into(target, dim, index, source, reduce):
     if reduce == "sum":
         target.index_add_(dim, index, source)
     else:
-        target.index_reduce_(dim, index, source, "amin", include_self=True)
+        with warnings.catch_warnings():  # "index_reduce() is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            target.index_reduce_(dim, index, source, "amin", include_self=True)

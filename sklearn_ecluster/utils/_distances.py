@@ -81,9 +81,10 @@ def pairwise_distances(A, B, metric="euclidean", *, out=None, working_memory=Non
 def self_distances(X, metric="euclidean", *, out=None, working_memory=None):
     """Symmetric distance matrix of the rows of ``X`` with an exact zero diagonal.
 
-    Only the upper block triangle is computed (half the flops of a full
-    ``cdist``); the lower part is its mirror, so the result is exactly
-    symmetric, which keeps tie-breaking deterministic downstream.
+    Computed in square tiles on the upper block triangle only (half the flops
+    of a full ``cdist``); each tile is mirrored into the lower triangle, so the
+    result is exactly symmetric (which keeps tie-breaking deterministic
+    downstream) and the only temporary is one tile.
 
     Parameters
     ----------
@@ -113,17 +114,21 @@ def self_distances(X, metric="euclidean", *, out=None, working_memory=None):
     n = Xp.shape[0]
     if out is None:
         out = torch.empty((n, n), dtype=Xp.dtype, device=Xp.device)
-    # A square-ish block: rows x n temporaries bounded by the working memory.
-    step = rows_per_block(n, Xp.element_size(), Xp.device, working_memory, n_buffers=1)
-    step = max(1, min(n, step))
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        blk = _block(Xp[r0:r1], Xp[r0:], None if sq is None else sq[r0:r1],
-                     None if sq is None else sq[r0:], metric)
-        # diagonal block: symmetrise and zero the diagonal exactly
-        diag = blk[:, : r1 - r0]
-        diag.copy_((diag + diag.T) * 0.5)
-        diag.fill_diagonal_(0.0)
-        out[r0:r1, r0:] = blk
-        out[r1:, r0:r1] = blk[:, r1 - r0 :].T
+    # tile side: two tiles (the product and its transposed copy) in the budget,
+    # at most 4096 (large enough for an efficient matmul)
+    rows = rows_per_block(n, Xp.element_size(), Xp.device, working_memory, n_buffers=2)
+    tile = int(max(64, min(4096, n, (rows * n) ** 0.5)))
+    for i0 in range(0, n, tile):
+        i1 = min(n, i0 + tile)
+        for j0 in range(i0, n, tile):
+            j1 = min(n, j0 + tile)
+            blk = _block(Xp[i0:i1], Xp[j0:j1], None if sq is None else sq[i0:i1],
+                         None if sq is None else sq[j0:j1], metric)
+            if i0 == j0:  # diagonal tile: symmetrise, exact zero diagonal
+                blk = (blk + blk.T).mul_(0.5)
+                blk.fill_diagonal_(0.0)
+                out[i0:i1, j0:j1] = blk
+            else:
+                out[i0:i1, j0:j1] = blk
+                out[j0:j1, i0:i1] = blk.T
     return out
