@@ -16,7 +16,16 @@ extensions = [
     "numpydoc",
 ]
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    # scikit-learn's metadata-routing helpers: their docstrings cite sklearn's glossary
+    "exclude-members": (
+        "set_fit_request,set_fit_predict_request,set_predict_request,"
+        "set_transform_request,set_score_request,set_partial_fit_request,"
+        "set_inverse_transform_request,set_output"
+    ),
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 intersphinx_mapping = {}

@@ -79,7 +79,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         ``"average"``: DBC's mean distance (UPGMA).
     regularizer : {"ssd", "ssd_merged", "size", "dispersion"} or None, default="ssd"
         ``"ssd"``: SSD(A) + SSD(B) (paper); ``"ssd_merged"``: SSD(A u B);
-        ``"size"``: |A| + |B| (BUC); ``"dispersion"``: mean within-cluster
+        ``"size"``: ``|A| + |B|`` (BUC); ``"dispersion"``: mean within-cluster
         squared distance of A plus that of B (DBC); None: no regulariser.
     metric : {"auto", "euclidean", "sqeuclidean"}, default="auto"
         Sample distance. ``"auto"``: Euclidean for the energy linkage, squared
@@ -281,7 +281,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
 
         Returns
         -------
-        Z : ndarray of shape (n_leaves_ - 1, 4)
+        Z : ndarray of shape (``n_leaves_ - 1``, 4)
 
         Examples
         --------
