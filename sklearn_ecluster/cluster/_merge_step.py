@@ -150,7 +150,8 @@ def batched_step(pm, stats, crit, quota, threshold):
     to its group's smallest slot.
     """
     k = pm.width
-    n_candidates = 2 * quota + 16
+    # room for pairs inside groups already joined in this step (cycles)
+    n_candidates = 4 * quota + 64
     while True:
         v, i, j, complete = smallest_pairs(pm, stats, crit, n_candidates)
         merges, parent, stopped = walk_pairs(v, i, j, k, quota, threshold)

@@ -46,7 +46,7 @@ class PairMatrix:
     """
 
     #: compact when this fraction of the slots is dead
-    compact_fraction = 0.25
+    compact_fraction = 0.4
 
     def __init__(self, storage, n_clusters, reduce, block_rows):
         self.storage = storage
@@ -92,7 +92,10 @@ class PairMatrix:
         pm = cls(storage, k, reduce, block_rows)
         S = pm.matrix
         if labels is None:
-            self_distances(X, metric, out=S, working_memory=working_memory)
+            # tiles of the distance phase may use a quarter of the matrix's size:
+            # nothing else is allocated yet, and large tiles keep BLAS efficient
+            tiles_mib = max(working_memory or 0.0, nbytes / 4 / 2**20)
+            self_distances(X, metric, out=S, working_memory=tiles_mib)
             if reduce == "amin":
                 S.fill_diagonal_(float("inf"))  # never used: self-pairs are masked
             return pm

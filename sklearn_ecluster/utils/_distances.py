@@ -114,10 +114,13 @@ def self_distances(X, metric="euclidean", *, out=None, working_memory=None):
     n = Xp.shape[0]
     if out is None:
         out = torch.empty((n, n), dtype=Xp.dtype, device=Xp.device)
-    # tile side: two tiles (the product and its transposed copy) in the budget,
-    # at most 4096 (large enough for an efficient matmul)
+    # Tile side: two tiles (the product and a transposed copy) within the
+    # budget, but at least 2048 and a multiple of 512: BLAS runs odd-sized or
+    # small products markedly slower (measured: 4096 -> 178 GFLOP/s, 3239 ->
+    # 111 GFLOP/s on 2 cores).
     rows = rows_per_block(n, Xp.element_size(), Xp.device, working_memory, n_buffers=2)
-    tile = int(max(64, min(4096, n, (rows * n) ** 0.5)))
+    tile = int((rows * n) ** 0.5) // 512 * 512
+    tile = min(n, max(2048, min(4096, tile)))
     for i0 in range(0, n, tile):
         i1 = min(n, i0 + tile)
         for j0 in range(i0, n, tile):
