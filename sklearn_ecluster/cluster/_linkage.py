@@ -25,7 +25,7 @@ from ._criterion import (
 )
 from ._cut import choose_cut
 from ._exact import ExactMerger
-from ._merge_step import batched_step
+from ._merge_step import CandidateCache, batched_step
 from ._pair_matrix import PairMatrix
 from ._tree import labels_at_cuts, relabel_by_first_occurrence
 
@@ -138,8 +138,8 @@ def _initial_stats(X, leaf_labels_t, k, linkage, regularizer, pm):
 def _apply_step(pm, stats, root_np, linkage, moments):
     """Merge the groups of one step into their representatives.
 
-    Returns the updated statistics and, when the pair matrix was compacted,
-    the slots kept (else None).
+    Returns the updated statistics; the slots kept when the pair matrix was
+    compacted (else None); the changed representatives and the dead slots.
     """
     dev = stats.sizes.device
     w = pm.width
@@ -165,7 +165,7 @@ def _apply_step(pm, stats, root_np, linkage, moments):
         new = new.select(keep)
     if linkage == "energy":
         new.within = pm.diagonal().clone()
-    return new, None if keep is None else keep.cpu().numpy()
+    return new, keep, torch.unique(targets), moved
 
 
 def _block_budget(working_memory, n, itemsize):
@@ -282,18 +282,23 @@ def energy_linkage_tree(
                 bar.update(1)
     else:
         k = k0
+        cache = None
         while k > target and (max_steps is None or n_steps < max_steps):
             t0 = time.perf_counter()
+            if cache is None:
+                cache = CandidateCache(pm, stats, crit)
             base = n if merge_schedule == "constant" else k
             quota = min(max(1, int(merge_percent * base)), k - target)
-            merges, root, stopped = batched_step(pm, stats, crit, quota, distance_threshold)
+            merges, root, stopped = batched_step(cache, quota, distance_threshold)
             for a, b, v in merges:
                 record(a, b, v)
             if merges:
-                stats, keep = _apply_step(pm, stats, root, linkage, moments)
+                stats, keep, changed, dead = _apply_step(pm, stats, root, linkage, moments)
                 if keep is not None:
-                    node = node[keep]
+                    node = node[keep.cpu().numpy()]
                 k = pm.k
+                if k > target and not stopped:
+                    cache.update(stats, changed, dead, keep)
             n_steps += 1
             max_d = max((v for _, _, v in merges), default=float("nan"))
             _log_step(history, k, len(merges), max_d, time.perf_counter() - t0,

@@ -6,10 +6,11 @@ with a union-find unless both sides already joined in this step, until the
 step's quota of merges. Distances are not refreshed inside a step, as in BUC
 and DBC, so chains A-B, B-C may form one cluster.
 
-The full sorted list of K^2/2 pairs is never built: :func:`smallest_pairs`
-finds exactly the pairs below the ``t``-th smallest value from row-wise
-``topk`` and a rescan of the few dense rows. When the walk needs more
-(many pairs inside already joined groups), ``t`` grows and the step is redone.
+The full sorted list of K^2/2 pairs is never built: :class:`CandidateCache`
+keeps each row's smallest values (row-wise ``topk``), refreshes only what a
+merge step changed, and yields exactly the pairs below the ``t``-th smallest
+value (rescanning the few dense rows). When the walk needs more (many pairs
+inside already joined groups), ``t`` grows.
 """
 
 import numpy as np
@@ -30,69 +31,190 @@ def _row_block(pm, stats, crit, r0, r1):
     return block
 
 
-def smallest_pairs(pm, stats, crit, n_candidates, per_row=8):
-    """The cluster pairs ``i < j`` with the smallest criterion values.
+class CandidateCache:
+    """Each row's smallest criterion values, kept across steps.
 
-    Pass 1 keeps each row's ``per_row`` smallest values (a row-wise
-    ``topk``: far cheaper than a selection over the flattened K^2 / 2 values)
-    and takes ``tau``, the ``n_candidates``-th smallest of them. Every pair
-    below ``tau`` is then in the pool, except in rows whose ``per_row``-th
-    value is itself below ``tau`` (dense rows); pass 2 rescans just those
-    rows. The result is exactly the set of pairs strictly below ``tau``.
+    For every live slot ``i`` the cache holds up to ``per_row`` pairs
+    ``(i, j)``, ``j > i``, with their criterion values, and a bound
+    ``kth[i]``: every pair of row i that is not in its list has a value
+    ``>= kth[i]``. A criterion value depends on its two clusters only, so after
+    a merge step only the pairs touching a changed cluster (a group
+    representative) or a dead one are stale: those rows are rescanned, and the
+    other rows get the exact values of their pairs with the changed clusters
+    merged into their lists. A step then costs O(K m) instead of O(K^2).
 
-    Returns
-    -------
-    values : ndarray (c,)
-        Ascending; ties ordered by ``(i, j)``.
-    i, j : ndarray (c,)
-        Slots, ``i < j``.
-    complete : bool
-        True when the list holds every pair.
+    :meth:`pairs_below` turns the lists into exactly the set of pairs below a
+    value ``tau`` (rows whose bound is below ``tau`` are rescanned).
     """
-    k = pm.width
-    device = pm.storage.device
-    crit = {**crit, "penalty": pm.penalty() if pm.k < k else None}
-    vals, ii, jj, kth = [], [], [], []
-    step = max(1, pm.block_rows(k))
-    for r0 in range(0, k - 1, step):
-        r1 = min(k - 1, r0 + step)
-        block = _row_block(pm, stats, crit, r0, r1)
-        r = min(per_row, block.shape[1])
-        v, f = torch.topk(block, r, dim=1, largest=False, sorted=True)
-        rows = torch.arange(r0, r1, device=device).unsqueeze(1).expand(-1, r)
-        vals.append(v.reshape(-1))
-        ii.append(rows.reshape(-1))
-        jj.append((f + (r0 + 1)).reshape(-1))
-        # a row whose per_row-th value is finite may hold more pairs
-        kth.append(v[:, -1] if r == per_row else torch.full_like(v[:, 0], float("inf")))
-    v = torch.cat(vals).double().cpu().numpy()
-    i = torch.cat(ii).cpu().numpy()
-    j = torch.cat(jj).cpu().numpy()
-    kth = torch.cat(kth).double().cpu().numpy()
-    finite = np.isfinite(v)
-    v, i, j = v[finite], i[finite], j[finite]
-    tau = np.partition(v, n_candidates - 1)[n_candidates - 1] if v.size > n_candidates else np.inf
-    dense = np.nonzero(kth < tau)[0]
-    if dense.size:
-        # pass 2: every pair below tau of the dense rows
-        in_dense = np.isin(i, dense)
-        v, i, j = v[~in_dense], i[~in_dense], j[~in_dense]
-        rows_t = torch.as_tensor(dense, device=device)
-        for p0 in range(0, dense.size, step):
-            rows = rows_t[p0 : p0 + step]
+
+    def __init__(self, pm, stats, crit, per_row=8):
+        self.pm = pm
+        self.stats = stats
+        self.crit = crit
+        self.per_row = per_row
+        w = pm.width
+        dev = pm.storage.device
+        self.values = torch.full((w, per_row), float("inf"), dtype=pm.storage.dtype,
+                                 device=dev)
+        self.cols = torch.zeros((w, per_row), dtype=torch.long, device=dev)
+        self.kth = torch.full((w,), float("inf"), dtype=pm.storage.dtype, device=dev)
+        self._rescan(torch.arange(w, device=dev))
+
+    def _crit(self):
+        pm = self.pm
+        return {**self.crit, "penalty": pm.penalty() if pm.k < pm.width else None}
+
+    def _row_values(self, rows, crit):
+        """Criterion of ``rows`` against every slot, pairs j <= i masked."""
+        pm = self.pm
+        block = criterion_block(
+            pm.matrix.index_select(0, rows), rows, slice(None), self.stats, **crit
+        )
+        cols = torch.arange(pm.width, device=rows.device)
+        return block.masked_fill_(cols.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
+
+    def _rescan(self, rows):
+        """Recompute the lists of ``rows`` (sorted slots) from scratch."""
+        w = self.pm.width
+        last = rows == w - 1  # the last slot has no pair (i, j > i)
+        self.values[rows[last]] = float("inf")
+        self.kth[rows[last]] = float("inf")
+        rows = rows[~last]
+        if rows.numel() == 0:
+            return
+        crit = self._crit()
+        step = max(1, self.pm.block_rows(w))
+        for p0 in range(0, rows.numel(), step):
+            sub = rows[p0 : p0 + step]
+            r0, r1 = int(sub[0]), int(sub[-1]) + 1
+            if r1 - r0 == sub.numel():
+                # contiguous rows: only the columns right of the first row
+                block = _row_block(self.pm, self.stats, crit, r0, r1)
+                off = r0 + 1
+            else:
+                block = self._row_values(sub, crit)
+                off = 0
+            rr = min(self.per_row, block.shape[1])
+            v, c = torch.topk(block, rr, dim=1, largest=False, sorted=True)
+            self.values[sub] = float("inf")
+            self.values[sub, :rr] = v
+            self.cols[sub, :rr] = c + off
+            self.kth[sub] = v[:, -1] if rr == self.per_row else float("inf")
+
+    def update(self, stats, changed, dead, keep):
+        """Refresh after a merge step.
+
+        Parameters
+        ----------
+        stats : ClusterStats
+            The statistics after the step (compacted when ``keep`` is given).
+        changed, dead : LongTensor
+            Group representatives whose cluster changed, and the slots merged
+            away, in the numbering *before* the step's compaction.
+        keep : LongTensor or None
+            Slots kept by a compaction (old numbering), or None.
+        """
+        self.stats = stats
+        dev = self.values.device
+        w_old = self.values.shape[0]
+        stale = torch.zeros(w_old, dtype=torch.bool, device=dev)
+        stale[changed] = True
+        stale[dead] = True
+        # drop the entries pointing at changed or dead clusters; the bound of
+        # each row still holds for its remaining (unchanged) columns
+        self.values.masked_fill_(stale[self.cols], float("inf"))
+        self.kth[dead] = float("inf")
+        self.values[dead] = float("inf")
+        if keep is not None:
+            new_of_old = torch.full((w_old,), -1, dtype=torch.long, device=dev)
+            new_of_old[keep] = torch.arange(keep.numel(), device=dev)
+            self.values = self.values[keep]
+            self.kth = self.kth[keep]
+            cols = new_of_old[self.cols[keep]]
+            self.values.masked_fill_(cols < 0, float("inf"))
+            self.cols = cols.clamp_(min=0)
+            changed = new_of_old[changed]
+        changed = torch.sort(changed).values
+        self._rescan(changed)
+        self._merge_columns(changed)
+
+    def _merge_columns(self, changed):
+        """Exact values of every row's pairs with the changed clusters."""
+        if changed.numel() == 0:
+            return
+        pm = self.pm
+        crit = self._crit()
+        w = pm.width
+        dev = changed.device
+        step = max(1, pm.block_rows(changed.numel() + self.per_row))
+        for r0 in range(0, w, step):
+            r1 = min(w, r0 + step)
+            rows = torch.arange(r0, r1, device=dev)
             block = criterion_block(
-                pm.matrix.index_select(0, rows), rows, slice(None), stats, **crit
+                pm.matrix[r0:r1].index_select(1, changed), slice(r0, r1), changed,
+                self.stats, **crit,
             )
-            cols = torch.arange(k, device=device)
-            block.masked_fill_(cols.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
-            sel = torch.nonzero(block < tau)
-            v = np.concatenate([v, block[sel[:, 0], sel[:, 1]].double().cpu().numpy()])
-            i = np.concatenate([i, rows[sel[:, 0]].cpu().numpy()])
-            j = np.concatenate([j, sel[:, 1].cpu().numpy()])
-    keep = v < tau
-    v, i, j = v[keep], i[keep], j[keep]
-    order = np.lexsort((j, i, v))
-    return v[order], i[order], j[order], not np.isfinite(tau)
+            block.masked_fill_(changed.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
+            # changed rows were rescanned in full: keep their lists as they are
+            block.masked_fill_(_member(rows, changed).unsqueeze(1), float("inf"))
+            vals = torch.cat([self.values[r0:r1], block], dim=1)
+            cols = torch.cat([self.cols[r0:r1], changed.expand(r1 - r0, -1)], dim=1)
+            rr = min(self.per_row + 1, vals.shape[1])
+            v, pos = torch.topk(vals, rr, dim=1, largest=False, sorted=True)
+            self.values[r0:r1] = v[:, : self.per_row]
+            self.cols[r0:r1] = torch.gather(cols, 1, pos[:, : self.per_row])
+            if rr > self.per_row:  # a dropped entry lowers the row's bound
+                self.kth[r0:r1] = torch.minimum(self.kth[r0:r1], v[:, self.per_row])
+
+    def pairs_below(self, n_candidates):
+        """Exactly the pairs below the ``n_candidates``-th smallest listed value.
+
+        Returns
+        -------
+        values : ndarray (c,)
+            Ascending; ties ordered by ``(i, j)``.
+        i, j : ndarray (c,)
+            Slots, ``i < j``.
+        complete : bool
+            True when the list holds every pair.
+        """
+        w = self.pm.width
+        v = self.values.reshape(-1)
+        i = torch.arange(w, device=v.device).unsqueeze(1).expand(-1, self.per_row).reshape(-1)
+        j = self.cols.reshape(-1)
+        finite = torch.isfinite(v)
+        v = v[finite].double().cpu().numpy()
+        i = i[finite].cpu().numpy()
+        j = j[finite].cpu().numpy()
+        kth = self.kth.double().cpu().numpy()
+        tau = np.partition(v, n_candidates - 1)[n_candidates - 1] if v.size > n_candidates else np.inf
+        dense = np.nonzero(kth < tau)[0]
+        if dense.size:
+            # rows whose list may hide pairs below tau: all their pairs below it
+            in_dense = np.isin(i, dense)
+            v, i, j = v[~in_dense], i[~in_dense], j[~in_dense]
+            rows_t = torch.as_tensor(dense, device=self.values.device)
+            crit = self._crit()
+            step = max(1, self.pm.block_rows(w))
+            extra_v, extra_i, extra_j = [v], [i], [j]
+            for p0 in range(0, dense.size, step):
+                rows = rows_t[p0 : p0 + step]
+                block = self._row_values(rows, crit)
+                sel = torch.nonzero(block < tau)
+                extra_v.append(block[sel[:, 0], sel[:, 1]].double().cpu().numpy())
+                extra_i.append(rows[sel[:, 0]].cpu().numpy())
+                extra_j.append(sel[:, 1].cpu().numpy())
+            v, i, j = (np.concatenate(a) for a in (extra_v, extra_i, extra_j))
+        keep = v < tau
+        v, i, j = v[keep], i[keep], j[keep]
+        order = np.lexsort((j, i, v))
+        return v[order], i[order], j[order], not np.isfinite(tau)
+
+
+def _member(values, sorted_set):
+    """Boolean mask: which ``values`` are in the sorted tensor ``sorted_set``."""
+    pos = torch.searchsorted(sorted_set, values).clamp_(max=sorted_set.numel() - 1)
+    return sorted_set[pos] == values
 
 
 def walk_pairs(values, i, j, n_slots, quota, threshold):
@@ -143,17 +265,17 @@ def group_roots(parent):
         root = nxt
 
 
-def batched_step(pm, stats, crit, quota, threshold):
+def batched_step(cache, quota, threshold):
     """Select the merges of one step.
 
     Returns ``(merges, root, stopped_by_threshold)``; ``root`` maps each slot
     to its group's smallest slot.
     """
-    k = pm.width
+    k = cache.pm.width
     # room for pairs inside groups already joined in this step (cycles)
     n_candidates = 4 * quota + 64
     while True:
-        v, i, j, complete = smallest_pairs(pm, stats, crit, n_candidates)
+        v, i, j, complete = cache.pairs_below(n_candidates)
         merges, parent, stopped = walk_pairs(v, i, j, k, quota, threshold)
         if len(merges) >= quota or stopped or complete:
             return merges, group_roots(parent), stopped
