@@ -1,0 +1,282 @@
+"""Bad input gives clear errors; duplicates and exact ties give defined results."""
+
+import numpy as np
+import pytest
+import torch
+from _naive_reference import naive_agglomerate
+from sklearn.exceptions import NotFittedError
+
+from sklearn_ecluster.cluster import (
+    EnergyAgglomerative,
+    energy_linkage_tree,
+    make_clusterer,
+)
+
+
+def _X(n=10, d=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def _with(value):
+    X = _X()
+    X[3, 1] = value
+    return X
+
+
+# ----------------------------------------------------------------------------
+# X
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (_with(np.nan), ValueError, "NaN"),
+        (_with(np.inf), ValueError, "infinity"),
+        (_with(-np.inf), ValueError, "infinity"),
+        (np.empty((0, 2)), ValueError, "0 sample"),
+        (np.empty((5, 0)), ValueError, "0 feature"),
+        (_X(n=1), ValueError, "1 sample"),
+        (_X()[:, 0], ValueError, "Expected 2D array"),
+        (_X()[:, :, None], ValueError, "dim 3"),
+        (_X() + 1j, ValueError, "[Cc]omplex"),
+        (np.array([["a", "b"], ["c", "d"], ["e", "f"]], dtype=object), ValueError,
+         "could not convert"),
+    ],
+    ids=["nan", "inf", "-inf", "empty", "no-features", "one-sample", "1d", "3d",
+         "complex", "object-strings"],
+)
+@pytest.mark.parametrize("merge_percent", [0.05, None])
+def test_bad_arrays_are_rejected(X, error, match, merge_percent):
+    with pytest.raises(error, match=match):
+        EnergyAgglomerative(merge_percent=merge_percent, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (torch.tensor(_with(np.nan)), ValueError, "NaN"),
+        (torch.tensor(_with(np.inf)), ValueError, "infinity"),
+        (torch.tensor(_X()[:, 0]), ValueError, "Expected 2D"),
+        (torch.tensor(_X()[:, :, None]), ValueError, "Expected 2D"),
+        (torch.tensor(_X() + 1j), ValueError, "[Cc]omplex"),
+        (torch.tensor(_X() > 0), TypeError, "dtype"),
+        (torch.tensor(_X(n=1)), ValueError, "1 sample"),
+        (torch.empty((5, 0)), ValueError, "0 feature"),
+        (torch.empty((0, 3)), ValueError, "0 sample"),
+    ],
+    ids=["nan", "inf", "1d", "3d", "complex", "bool", "one-sample", "no-features",
+         "empty"],
+)
+def test_bad_tensors_are_rejected(X, error, match):
+    with pytest.raises(error, match=match):
+        EnergyAgglomerative(device="cpu").fit(X)
+
+
+def test_accepted_inputs_give_the_same_labels():
+    """Lists, integer arrays, Fortran order, read-only arrays, object numbers."""
+    X = _X(n=30, d=3, seed=1)
+    ref = EnergyAgglomerative(n_clusters=4, device="cpu").fit(X).labels_
+    readonly = X.copy()
+    readonly.setflags(write=False)
+    wide = np.zeros((30, 6))
+    wide[:, ::2] = X
+    for Xv in (X.tolist(), np.asfortranarray(X), readonly, X.astype(object), wide[:, ::2],
+               torch.from_numpy(wide)[:, ::2]):
+        labels = EnergyAgglomerative(n_clusters=4, device="cpu").fit(Xv).labels_
+        np.testing.assert_array_equal(labels, ref)
+    assert not readonly.flags.writeable
+    Xi = np.random.default_rng(2).integers(-5, 6, size=(30, 3))
+    np.testing.assert_array_equal(
+        EnergyAgglomerative(n_clusters=4, device="cpu").fit(Xi).labels_,
+        EnergyAgglomerative(n_clusters=4, device="cpu").fit(Xi.astype(float)).labels_,
+    )
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "bug: a tensor that requires grad (features straight from a network) fails "
+    "deep inside torch ('functions with out=... arguments don't support automatic "
+    "differentiation') instead of being detached"))
+def test_tensor_requiring_grad_is_clustered_like_its_detached_values():
+    X = torch.tensor(_X(n=20, seed=3), requires_grad=True)
+    expected = EnergyAgglomerative(n_clusters=3, device="cpu").fit(X.detach()).labels_
+    labels = EnergyAgglomerative(n_clusters=3, device="cpu").fit(X).labels_
+    np.testing.assert_array_equal(labels, expected)
+
+
+# ----------------------------------------------------------------------------
+# parameters
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_clusters": 0}, "n_clusters"),
+        ({"n_clusters": -2}, "n_clusters"),
+        ({"n_clusters": 2.5}, "n_clusters"),
+        ({"n_clusters": 11}, "n_clusters=11"),
+        ({"n_clusters": 11, "merge_percent": None}, "n_clusters=11"),
+        ({"merge_percent": 0}, "merge_percent"),
+        ({"merge_percent": 1}, "merge_percent"),
+        ({"merge_percent": -0.1}, "merge_percent"),
+        ({"merge_percent": 1.5}, "merge_percent"),
+        ({"lam": -0.1}, "lam"),
+        ({"linkage": "ward"}, "linkage.*ward"),
+        ({"linkage": "Energy"}, "linkage"),
+        ({"regularizer": "l2"}, "regularizer.*l2"),
+        ({"regularizer": "none"}, "regularizer"),
+        ({"metric": "cosine"}, "metric.*cosine"),
+        ({"metric": "manhattan", "linkage": "single"}, "metric"),
+        ({"merge_schedule": "linear"}, "merge_schedule.*linear"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"working_memory": 0}, "working_memory"),
+        ({"weighted": "yes"}, "weighted"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_parameters_are_rejected(params, match):
+    with pytest.raises(ValueError, match=match):
+        EnergyAgglomerative(**{"device": "cpu", **params}).fit(_X())
+
+
+@pytest.mark.parametrize("merge_percent", [0.05, None])
+def test_energy_linkage_refuses_squared_distances(merge_percent):
+    with pytest.raises(ValueError, match="sqeuclidean"):
+        EnergyAgglomerative(metric="sqeuclidean", merge_percent=merge_percent,
+                            device="cpu").fit(_X())
+    with pytest.raises(ValueError, match="sqeuclidean"):
+        make_clusterer("ecluster", metric="sqeuclidean", device="cpu").fit(_X())
+    with pytest.raises(ValueError, match="sqeuclidean"):
+        energy_linkage_tree(_X(), metric="sqeuclidean", device="cpu")
+
+
+def test_functional_core_validates_its_parameters():
+    with pytest.raises(ValueError, match="merge_percent"):
+        energy_linkage_tree(_X(), merge_percent=1.5, device="cpu")
+    with pytest.raises(ValueError, match="regularizer"):
+        energy_linkage_tree(_X(), regularizer="bogus", device="cpu")
+
+
+def test_unknown_preset_is_rejected():
+    with pytest.raises(ValueError, match="ward"):
+        make_clusterer("ward")
+
+
+@pytest.mark.parametrize(
+    "init_labels, error, match",
+    [
+        (np.arange(9), ValueError, "init_labels.*length"),
+        (np.arange(11), ValueError, "init_labels"),
+        (np.zeros((10, 1), dtype=int), ValueError, "init_labels"),
+        (np.zeros((2, 5), dtype=int), ValueError, "init_labels"),
+        (np.arange(10) + 0.5, TypeError, "init_labels.*integer"),
+        (np.r_[np.nan, np.arange(9.0)], TypeError, "init_labels"),
+        (np.array(list("abcdefghij")), TypeError, "init_labels"),
+        (3, ValueError, "init_labels"),
+    ],
+    ids=["short", "long", "column", "2d", "fractions", "nan", "strings", "scalar"],
+)
+@pytest.mark.parametrize("merge_percent", [0.05, None])
+def test_bad_init_labels_are_rejected(init_labels, error, match, merge_percent):
+    with pytest.raises(error, match=match):
+        EnergyAgglomerative(merge_percent=merge_percent, device="cpu").fit(
+            _X(), init_labels=init_labels
+        )
+
+
+def test_integral_init_labels_of_any_type_are_accepted():
+    X = _X(n=12, seed=4)
+    init = np.array([3, 3, 1, 7, 1, 0, 0, 7, 9, 9, 3, 2])
+    ref = EnergyAgglomerative(n_clusters=2, device="cpu").fit(X, init_labels=init)
+    for variant in (init.astype(float), init.tolist(), torch.from_numpy(init),
+                    init.astype(np.uint8), init * 10**12 - 5):
+        model = EnergyAgglomerative(n_clusters=2, device="cpu").fit(X, init_labels=variant)
+        np.testing.assert_array_equal(model.labels_, ref.labels_)
+        np.testing.assert_array_equal(model.children_, ref.children_)
+
+
+def test_linkage_matrix_needs_a_fitted_full_tree():
+    with pytest.raises(NotFittedError):
+        EnergyAgglomerative(device="cpu").get_linkage_matrix()
+    for params in ({"n_clusters": 3}, {"max_steps": 2}, {"distance_threshold": 0.5}):
+        model = EnergyAgglomerative(device="cpu", **params).fit(_X(n=20))
+        with pytest.raises(ValueError, match="full tree"):
+            model.get_linkage_matrix()
+
+
+# ----------------------------------------------------------------------------
+# duplicates and exact ties
+
+CONFIGS = [
+    {},
+    {"weighted": True, "regularizer": None, "lam": 0.0},
+    {"regularizer": "ssd_merged"},
+    {"linkage": "single", "regularizer": "size", "lam": 0.005},
+    {"linkage": "average", "regularizer": "dispersion", "lam": 0.1},
+]
+
+
+def _grid(seed, n, d=2, high=3):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, high, size=(n, d)).astype(float)
+
+
+@pytest.mark.parametrize("merge_percent", [0.1, None])
+@pytest.mark.parametrize("params", CONFIGS)
+def test_duplicates_and_ties_are_deterministic(params, merge_percent):
+    X = _grid(5, 60)  # 9 distinct points, dozens of duplicates and tied distances
+    runs = [
+        EnergyAgglomerative(merge_percent=merge_percent, device="cpu", **params).fit(X)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+    np.testing.assert_array_equal(runs[0].children_, runs[1].children_)
+    np.testing.assert_array_equal(runs[0].distances_, runs[1].distances_)
+    # duplicates are merged first, at criterion 0 where nothing else is added
+    if params.get("regularizer", "ssd") in ("ssd", "ssd_merged", "dispersion", None):
+        n_distinct = len(np.unique(X, axis=0))
+        assert np.all(runs[0].distances_[: 60 - n_distinct] == pytest.approx(0.0, abs=1e-12))
+
+
+EXACT_TIE_CONFIGS = [
+    # criteria the package evaluates exactly on small integer data, so that
+    # tied values are bit-identical and the (D, i, j) rule decides
+    {"linkage": "single", "regularizer": None, "lam": 0.0},
+    {"linkage": "single", "regularizer": "size", "lam": 0.5},
+    {"linkage": "single", "regularizer": None, "lam": 0.0, "metric": "euclidean"},
+    {"linkage": "single", "regularizer": "size", "lam": 0.25, "metric": "euclidean"},
+]
+
+
+@pytest.mark.parametrize("merge_percent", [0.15, None])
+@pytest.mark.parametrize("params", EXACT_TIE_CONFIGS)
+def test_ties_follow_the_lowest_index_pair_rule(params, merge_percent):
+    for seed in range(15):
+        rng = np.random.default_rng(seed)
+        X = _grid(seed, int(rng.integers(6, 30)), d=int(rng.integers(1, 3)), high=4)
+        full = dict(params, n_clusters=1, merge_percent=merge_percent)
+        ref = naive_agglomerate(X, **full)
+        model = EnergyAgglomerative(device="cpu", **full).fit(X)
+        np.testing.assert_array_equal(model.children_, ref["children"])
+        np.testing.assert_array_equal(model.distances_, ref["distances"])
+        for k in (2, 3):
+            part = dict(full, n_clusters=k)
+            np.testing.assert_array_equal(
+                EnergyAgglomerative(device="cpu", **part).fit(X).labels_,
+                naive_agglomerate(X, **part)["labels"],
+            )
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "bug: exact ties of the energy criterion are not broken by the lowest (i, j) "
+    "pair: 2/(nm) is applied as (sqrt(2)/n)(sqrt(2)/m), so E({0},{1}) is computed "
+    "as 2.0000000000000004 but E({1},{2,2,2}) as 2.0"))
+@pytest.mark.parametrize("merge_percent", [0.3, None])
+def test_energy_ties_follow_the_lowest_index_pair_rule(merge_percent):
+    # after the duplicates {2, 2, 2} are merged (E = 0), E({0}, {1}) = 2 * 1 and
+    # E({1}, {2, 2, 2}) = 2 * 3 / 3 - 0 - 0 = 2 tie exactly; the pair of lower
+    # cluster indices, ({0}, {1}), goes first (SPEC 6)
+    X = np.array([[0.0], [1.0], [2.0], [2.0], [2.0]])
+    model = EnergyAgglomerative(n_clusters=2, merge_percent=merge_percent, lam=0.0,
+                                regularizer=None, device="cpu").fit(X)
+    np.testing.assert_array_equal(model.labels_, [0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(model.children_[2], [0, 1])
