@@ -1,0 +1,131 @@
+"""Fine-tuning on (pseudo) labels: optimiser, schedule, RNG handling, the epoch loop.
+
+SPEC 7 (BUC's recipe): SGD with Nesterov momentum 0.9 and weight decay 5e-4;
+the backbone's learning rate is the head's times ``backbone_lr_mult`` (0.1);
+the learning rate is divided by 10 every ``lr_step`` epochs. The loss and the
+memory update are in :mod:`._memory_loss`.
+"""
+
+import contextlib
+import logging
+import time
+
+import numpy as np
+import torch
+
+from ._memory_loss import memory_loss, update_memory
+
+logger = logging.getLogger("sklearn_ecluster")
+
+
+def make_seeds(random_state):
+    """Two 32-bit seeds (data order, global torch RNG) from ``random_state``.
+
+    None draws fresh entropy from the OS, leaving NumPy's global RNG alone; an
+    int gives the same seeds every time; a RandomState instance is drawn from.
+    """
+    if random_state is None:
+        entropy = None
+    elif isinstance(random_state, np.random.RandomState):
+        entropy = int(random_state.randint(np.iinfo(np.int32).max))
+    else:
+        entropy = int(random_state)
+    order, rng = np.random.SeedSequence(entropy).generate_state(2)
+    return int(order), int(rng)
+
+
+@contextlib.contextmanager
+def local_torch_rng(seed, device):
+    """Seed torch's global RNG (CPU and ``device``) and restore it on exit.
+
+    Dropout, torchvision's random augmentations and the random initialisation
+    of the modules draw from the global RNG (they take no generator); forking
+    it makes them reproducible without changing the caller's RNG state.
+    """
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        for index in devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def make_optimizer(network, *, lr, backbone_lr_mult, momentum, weight_decay):
+    """SGD over two parameter groups: the backbone (lr x mult) and the head (lr)."""
+    groups = [
+        {"params": list(network.backbone.parameters()), "lr_mult": backbone_lr_mult},
+        {"params": list(network.head.parameters()), "lr_mult": 1.0},
+    ]
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum,
+                                nesterov=momentum > 0, weight_decay=weight_decay)
+    return optimizer
+
+
+def learning_rate(epoch, lr, lr_step):
+    """The head's learning rate at ``epoch`` (0-based): step decay by 10."""
+    return lr if lr_step is None else lr * 0.1 ** (epoch // lr_step)
+
+
+def progress_bar(verbose, total, desc):
+    if verbose < 2:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is an optional extra
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=False)
+
+
+def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
+                 temperature, memory_momentum, device, amp=False, verbose=0,
+                 name="ReIDFeatureExtractor"):
+    """Run ``epochs`` epochs of the memory softmax loss; return per-epoch mean losses.
+
+    Per batch: embeddings in train mode (dropout on), loss against the memory
+    as it is, one SGD step, then the memory update with the batch's detached
+    embeddings. With ``amp`` on CUDA, the forward pass runs under float16
+    autocast with gradient scaling; the loss and the memory stay float32.
+    """
+    use_amp = bool(amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history = []
+    for epoch in range(epochs):
+        rate = learning_rate(epoch, lr, lr_step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate * group["lr_mult"]
+        network.train()
+        start = time.perf_counter()
+        total = torch.zeros((), device=device)  # summed on the device: no sync per batch
+        count = 0
+        bar = progress_bar(verbose, len(loader), f"epoch {epoch + 1}/{epochs}")
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                features = network(images, output="embedding")
+            features = features.float()
+            loss = memory_loss(features, labels, memory, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            update_memory(memory, features.detach(), labels, memory_momentum)
+            total += loss.detach() * labels.shape[0]
+            count += labels.shape[0]
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        mean_loss = float(total) / max(count, 1)
+        history.append(mean_loss)
+        seconds = time.perf_counter() - start
+        logger.debug("%s epoch %d/%d: loss %.4f, lr %.3g, %.2f s", name, epoch + 1,
+                     epochs, mean_loss, rate, seconds)
+        if verbose:
+            print(f"[{name}] epoch {epoch + 1}/{epochs}: loss {mean_loss:.4f}, "
+                  f"lr {rate:.3g}, {seconds:.2f} s")
+    network.eval()
+    return history
