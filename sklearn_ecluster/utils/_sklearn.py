@@ -6,6 +6,7 @@ touches one file.
 
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import (
+    HasMethods,
     Interval,
     Options,
     StrOptions,
@@ -14,6 +15,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
+    "HasMethods",
     "Interval",
     "Options",
     "StrOptions",

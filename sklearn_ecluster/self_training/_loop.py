@@ -1,0 +1,421 @@
+"""The meta-estimator :class:`SelfTrainingReID`: fine-tune, extract, cluster, repeat."""
+
+import copy
+import inspect
+import os
+import time
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
+from sklearn.utils import check_random_state
+
+from ..utils._sklearn import HasMethods, Interval, StrOptions, _fit_context, check_is_fitted
+from ._checkpoint import read_checkpoint, run_fingerprint, write_checkpoint
+from ._diagnostics import pseudo_label_scores
+
+_EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+_EVAL_SET_FORMS = (
+    "eval_set must be a dataset Bunch / dict with 'query' and 'gallery' parts (each "
+    "with 'paths' or 'images', 'pids' and 'camids', as the sklearn_ecluster.datasets "
+    "loaders return), or a tuple (query_images, query_pids, query_camids, "
+    "gallery_images, gallery_pids, gallery_camids)"
+)
+
+
+def _default_extractor():
+    from ..feature_extraction import ReIDFeatureExtractor
+
+    return ReIDFeatureExtractor()
+
+
+def _default_clusterer():
+    from ..cluster import EnergyAgglomerative
+
+    return EnergyAgglomerative(lam=0.9, merge_percent=0.05)
+
+
+def _part(part, name):
+    if not hasattr(part, "get") and not hasattr(part, "__getitem__"):
+        raise TypeError(f"{_EVAL_SET_FORMS}; eval_set[{name!r}] is a {type(part).__name__}.")
+    for key in ("paths", "images"):
+        if key in part:
+            images = part[key]
+            break
+    else:
+        raise ValueError(f"{_EVAL_SET_FORMS}; eval_set[{name!r}] has no 'paths' or 'images'.")
+    return images, np.asarray(part["pids"]), np.asarray(part["camids"])
+
+
+def _check_eval_set(eval_set):
+    """``eval_set`` in any accepted form -> (q_images, q_pids, q_cams, g_images, ...)."""
+    if eval_set is None:
+        return None
+    if isinstance(eval_set, tuple) and len(eval_set) == 6:
+        q_x, q_p, q_c, g_x, g_p, g_c = eval_set
+        out = (q_x, np.asarray(q_p), np.asarray(q_c), g_x, np.asarray(g_p), np.asarray(g_c))
+    elif isinstance(eval_set, dict) and "query" in eval_set and "gallery" in eval_set:
+        out = (*_part(eval_set["query"], "query"), *_part(eval_set["gallery"], "gallery"))
+    else:
+        raise TypeError(f"{_EVAL_SET_FORMS}; got {type(eval_set).__name__}.")
+    for images, pids, cams, part in ((*out[:3], "query"), (*out[3:], "gallery")):
+        n = len(images)
+        if n == 0 or pids.shape != (n,) or cams.shape != (n,):
+            raise ValueError(
+                f"eval_set: the {part} part has {n} images, {pids.shape} pids and "
+                f"{cams.shape} camids; they must be non-empty and of one length."
+            )
+    return out
+
+
+def _n_items(X):
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else len(X)
+
+
+class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Fully unsupervised person re-ID by self-training on cluster pseudo labels.
+
+    The loop of the paper's Algorithm 1 (with BUC's published recipe): start
+    with every training image its own cluster; in every round, fine-tune the
+    feature extractor on the current pseudo labels, extract features of all
+    training images, evaluate on ``eval_set`` if given, and let the clusterer
+    merge ``m`` more pairs of clusters starting from the current labels.
+
+    Read more in the :doc:`user guide </user_guide/self_training>`.
+
+    Parameters
+    ----------
+    feature_extractor : estimator, default=None
+        A transformer from images to features whose ``fit(X, y)`` fine-tunes
+        on labels and that has ``warm_start``, ``epochs`` and ``lr``
+        parameters (:class:`~sklearn_ecluster.feature_extraction.ReIDFeatureExtractor`;
+        None: ``ReIDFeatureExtractor()``, ResNet-50 with the recipe of SPEC 7).
+        Cloned in :meth:`fit`. Its own ``epochs`` and ``lr`` govern round 0.
+    clusterer : estimator, default=None
+        A clusterer with an ``n_clusters`` parameter whose ``fit`` accepts
+        ``init_labels`` (None: ``EnergyAgglomerative(lam=0.9,
+        merge_percent=0.05)``, E-cluster with the paper's defaults; use
+        :func:`~sklearn_ecluster.cluster.make_clusterer` for BUC and DBC).
+        Cloned in every round with ``n_clusters`` set to the current number
+        of clusters minus ``m``.
+    merge_percent : float in (0, 1), default=None
+        ``m = max(1, int(merge_percent * n_images))`` merges per round. None
+        takes the clusterer's ``merge_percent`` (0.05 when it has none).
+    n_rounds : int, default=None
+        At most this many rounds (each one trains and evaluates once). None:
+        go on until fewer than ``m`` merges remain.
+    later_epochs : int, default=2
+        Training epochs of rounds after the first (SPEC 7: 2).
+    later_lr : float, default=0.01
+        Learning rate of rounds after the first (SPEC 7: 0.01).
+    selection : {"auto", "eval", "last"}, default="auto"
+        Which round's model and labels to keep. ``"eval"``: the round with the
+        best mAP on ``eval_set`` (the paper's choice; optimistic, since it
+        selects on the test data); ``"last"``: the last round; ``"auto"``:
+        ``"eval"`` when an ``eval_set`` is given, else ``"last"``.
+    metric : {"euclidean", "sqeuclidean", "cosine"}, default="euclidean"
+        Distance of the evaluation.
+    checkpoint_dir : str or path-like, default=None
+        Write the state after every round (atomically) to this folder; a
+        :meth:`fit` with the same arguments resumes from the last completed
+        round and ends with the same result as an uninterrupted run.
+    random_state : int, RandomState instance or None, default=None
+        Seeds each round's fine-tuning (round ``r`` gets its own seed).
+    verbose : int, default=0
+        0 silent; 1 one line per round; 2 also the extractor's progress bars.
+
+    Attributes
+    ----------
+    feature_extractor_ : estimator
+        The fitted extractor of the selected round.
+    clusterer_ : estimator or None
+        The clusterer fitted last (None when no clustering ran).
+    labels_ : ndarray of shape (n_images,)
+        The pseudo labels the selected round trained on (``0..K-1``).
+    n_iter_ : int
+        Rounds run.
+    best_iteration_ : int
+        The selected round (0-based).
+    history_ : list of dict
+        One entry per round: ``round``, ``n_clusters`` (trained on),
+        ``loss`` (mean of the last epoch), ``train_seconds``,
+        ``extract_seconds``, ``cluster_seconds``, ``seconds``; with an
+        ``eval_set`` also ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP``;
+        with ``y`` also ``label_precision``, ``label_recall``,
+        ``label_nmi``, ``label_ari`` of the labels trained on.
+    merges_per_round_ : int
+        ``m``.
+    selection_ : str
+        The selection rule applied (``"eval"`` or ``"last"``).
+
+    See Also
+    --------
+    sklearn_ecluster.cluster.EnergyAgglomerative : the default clusterer.
+    sklearn_ecluster.feature_extraction.ReIDFeatureExtractor : the default extractor.
+
+    Notes
+    -----
+    Labels ``y`` are never used for training: they only fill the pseudo-label
+    diagnostics of ``history_``. Selecting the round by mAP on the
+    evaluation set, as the paper does, uses test labels and so overstates
+    what a truly unsupervised run can expect; ``selection="last"`` does not.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from sklearn_ecluster import EnergyAgglomerative, ReIDFeatureExtractor
+    >>> from sklearn_ecluster.self_training import SelfTrainingReID
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, size=(12, 32, 16, 3), dtype=np.uint8)
+    >>> tiny = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    >>> extractor = ReIDFeatureExtractor(tiny, image_size=(32, 16), embedding_dim=8,
+    ...                                  epochs=1, device="cpu")
+    >>> loop = SelfTrainingReID(extractor, EnergyAgglomerative(device="cpu"),
+    ...                         merge_percent=0.25, random_state=0).fit(images)
+    >>> loop.n_iter_, [h["n_clusters"] for h in loop.history_]
+    (4, [12, 9, 6, 3])
+    >>> loop.transform(images).shape
+    (12, 8)
+    """
+
+    _parameter_constraints = {
+        "feature_extractor": [HasMethods(["fit", "transform"]), None],
+        "clusterer": [HasMethods(["fit"]), None],
+        "merge_percent": [Interval(Real, 0, 1, closed="neither"), None],
+        "n_rounds": [Interval(Integral, 1, None, closed="left"), None],
+        "later_epochs": [Interval(Integral, 0, None, closed="left")],
+        "later_lr": [Interval(Real, 0, None, closed="neither")],
+        "selection": [StrOptions({"auto", "eval", "last"})],
+        "metric": [StrOptions({"euclidean", "sqeuclidean", "cosine"})],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        feature_extractor=None,
+        clusterer=None,
+        *,
+        merge_percent=None,
+        n_rounds=None,
+        later_epochs=2,
+        later_lr=0.01,
+        selection="auto",
+        metric="euclidean",
+        checkpoint_dir=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.feature_extractor = feature_extractor
+        self.clusterer = clusterer
+        self.merge_percent = merge_percent
+        self.n_rounds = n_rounds
+        self.later_epochs = later_epochs
+        self.later_lr = later_lr
+        self.selection = selection
+        self.metric = metric
+        self.checkpoint_dir = checkpoint_dir
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ checks
+    def _check_sub_estimators(self):
+        extractor = clone(self.feature_extractor if self.feature_extractor is not None
+                          else _default_extractor())
+        clusterer = clone(self.clusterer if self.clusterer is not None
+                          else _default_clusterer())
+        missing = {"warm_start", "epochs", "lr"} - set(extractor.get_params(deep=False))
+        if missing or not hasattr(extractor, "transform"):
+            raise TypeError(
+                f"feature_extractor={self.feature_extractor!r} must be a transformer with "
+                f"warm_start, epochs and lr parameters (missing: {sorted(missing)}), "
+                "such as ReIDFeatureExtractor."
+            )
+        fit_params = inspect.signature(clusterer.fit).parameters
+        if "n_clusters" not in clusterer.get_params(deep=False) or "init_labels" not in fit_params:
+            raise TypeError(
+                f"clusterer={self.clusterer!r} must have an n_clusters parameter and a "
+                "fit(X, init_labels=...) method, such as EnergyAgglomerative."
+            )
+        return extractor, clusterer
+
+    def _merges_per_round(self, clusterer, n):
+        mp = self.merge_percent
+        if mp is None:
+            mp = clusterer.get_params(deep=False).get("merge_percent") or 0.05
+        return max(1, int(mp * n))
+
+    def _fingerprint(self, X, y, eval_set):
+        # verbose and the folder itself do not change the result
+        params = {k: v for k, v in self.get_params(deep=True).items()
+                  if k not in ("checkpoint_dir", "verbose") and not k.endswith("__verbose")}
+        return run_fingerprint(params, X, y, eval_set)
+
+    # --------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, eval_set=None):
+        """Run the self-training loop on unlabelled training images.
+
+        Parameters
+        ----------
+        X : sequence of images, uint8 array (N, H, W, 3) or tensor (N, 3, H, W)
+            Training images, in any form the feature extractor accepts.
+        y : array-like of shape (n_images,), default=None
+            True person ids, used only for the pseudo-label diagnostics of
+            ``history_``; never for training or selection.
+        eval_set : Bunch, dict or tuple, default=None
+            Query and gallery images with person and camera ids: a dataset
+            Bunch from :mod:`sklearn_ecluster.datasets` (its ``query`` and
+            ``gallery`` parts are used) or ``(query_images, query_pids,
+            query_camids, gallery_images, gallery_pids, gallery_camids)``.
+
+        Returns
+        -------
+        self : SelfTrainingReID
+        """
+        n = _n_items(X)
+        if n < 2:
+            raise ValueError(f"X has {n} image(s); the loop needs at least 2.")
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (n,):
+                raise ValueError(f"y has shape {y.shape}; X has {n} images, so y must be ({n},).")
+        evaluation = _check_eval_set(eval_set)
+        selection = self.selection
+        if selection == "auto":
+            selection = "eval" if evaluation is not None else "last"
+        elif selection == "eval" and evaluation is None:
+            raise ValueError("selection='eval' needs an eval_set; pass one, or use "
+                             "selection='last'.")
+        extractor, clusterer = self._check_sub_estimators()
+        m = self._merges_per_round(clusterer, n)
+
+        fingerprint = None
+        state = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._fingerprint(X, y, eval_set)
+            state = read_checkpoint(self.checkpoint_dir, fingerprint)
+        if state is None:
+            seeds = check_random_state(self.random_state).randint(
+                np.iinfo(np.int32).max, size=self.n_rounds or (n // m + 2))
+            state = {
+                "fingerprint": fingerprint, "round": 0, "done": False,
+                "labels": np.arange(n, dtype=np.int64), "extractor": extractor,
+                "clusterer": None, "history": [], "seeds": seeds,
+                "best": None,  # (round, mAP, extractor, labels)
+            }
+        elif self.verbose:
+            print(f"[SelfTrainingReID] resuming from {self.checkpoint_dir} after "
+                  f"round {state['round'] - 1}")
+
+        while not state["done"]:
+            self._run_round(state, X, y, evaluation, clusterer, m, selection)
+            if self.checkpoint_dir is not None:
+                write_checkpoint(self.checkpoint_dir, state)
+
+        best_round, _, best_extractor, best_labels = state["best"]
+        self.feature_extractor_ = best_extractor
+        self.clusterer_ = state["clusterer"]
+        self.labels_ = best_labels
+        self.history_ = state["history"]
+        self.n_iter_ = len(state["history"])
+        self.best_iteration_ = best_round
+        self.merges_per_round_ = m
+        self.selection_ = selection
+        return self
+
+    def _run_round(self, state, X, y, evaluation, clusterer, m, selection):
+        r = state["round"]
+        labels = state["labels"]
+        k = int(labels.max()) + 1
+        extractor = state["extractor"]
+        if r > 0:
+            extractor.set_params(warm_start=True, epochs=self.later_epochs, lr=self.later_lr)
+        if "random_state" in extractor.get_params(deep=False):
+            extractor.set_params(random_state=int(state["seeds"][r % len(state["seeds"])]))
+        if "verbose" in extractor.get_params(deep=False):
+            extractor.set_params(verbose=max(0, self.verbose - 1))
+        record = {"round": r, "n_clusters": k}
+        t0 = time.perf_counter()
+        extractor.fit(X, labels)
+        losses = getattr(extractor, "loss_history_", None)
+        record["loss"] = float(losses[-1]) if losses else None
+        t1 = time.perf_counter()
+        features = extractor.transform(X)
+        record["train_seconds"], record["extract_seconds"] = t1 - t0, time.perf_counter() - t1
+        if evaluation is not None:
+            record.update(self._evaluate(extractor, evaluation))
+        if y is not None:
+            scores = pseudo_label_scores(y, labels)
+            record.update({f"label_{key}": scores[key]
+                           for key in ("precision", "recall", "nmi", "ari")})
+
+        # Keep the selected round's model (a copy: later rounds go on training).
+        score = record.get("mAP") if selection == "eval" else r
+        if state["best"] is None or score > state["best"][1]:
+            state["best"] = (r, score, copy.deepcopy(extractor), labels.copy())
+
+        last = (self.n_rounds is not None and r + 1 >= self.n_rounds) or k - m < 1
+        t2 = time.perf_counter()
+        if not last:
+            model = clone(clusterer).set_params(n_clusters=k - m)
+            if model.get_params(deep=False).get("merge_percent") is not None:
+                # one batched step of exactly m merges, as in the paper's loop
+                model.set_params(merge_percent=(m + 0.5) / len(labels))
+            model.fit(features, init_labels=labels)
+            state["labels"] = np.asarray(model.labels_, dtype=np.int64)
+            state["clusterer"] = model
+        record["cluster_seconds"] = time.perf_counter() - t2
+        record["seconds"] = time.perf_counter() - t0
+        state["history"].append(record)
+        state["round"] = r + 1
+        state["done"] = last
+        if self.verbose:
+            print("[SelfTrainingReID] " + _format_record(record))
+
+    def _evaluate(self, extractor, evaluation):
+        from ..metrics import evaluate_features
+
+        q_x, q_p, q_c, g_x, g_p, g_c = evaluation
+        result = evaluate_features(extractor.transform(q_x), extractor.transform(g_x),
+                                   q_p, g_p, q_c, g_c, metric=self.metric, device="cpu",
+                                   max_rank=min(50, len(g_p)))
+        return {key: float(result[key]) for key in _EVAL_KEYS}
+
+    # --------------------------------------------------------- transform
+    def transform(self, X):
+        """Features of images from the selected round's extractor.
+
+        Parameters
+        ----------
+        X : sequence of images, uint8 array (N, H, W, 3) or tensor (N, 3, H, W)
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features)
+        """
+        check_is_fitted(self)
+        return self.feature_extractor_.transform(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.non_deterministic = True
+        return tags
+
+
+def _format_record(record):
+    parts = [f"round {record['round']:2d}", f"clusters {record['n_clusters']:6d}"]
+    if record.get("loss") is not None:
+        parts.append(f"loss {record['loss']:.3f}")
+    for key in ("rank1", "mAP"):
+        if key in record:
+            parts.append(f"{key} {100 * record[key]:5.1f}")
+    if record.get("label_precision") is not None:
+        parts.append(f"label P/R {record['label_precision']:.2f}/"
+                     f"{record['label_recall'] or 0:.2f}")
+    parts.append(f"{record['seconds']:.1f} s")
+    return "  ".join(parts)
