@@ -3,126 +3,190 @@
 Subcommands
 -----------
 demo
-    The README's main job: E-cluster against the BUC and DBC criteria and
-    scikit-learn's Ward / average linkage on data that ships with
-    scikit-learn (nothing to download).
+    The README's main job: the unsupervised re-ID loop with E-cluster, BUC
+    and DBC on a synthetic person dataset drawn on the fly (nothing to
+    download), on the CPU in minutes.
+train
+    The loop on a dataset folder (Market-1501, DukeMTMC-reID, MSMT17,
+    PRID450S or any folder of named images), every hyper-parameter a flag.
+extract
+    Features of a dataset's images, to a ``.npz`` file.
 cluster
-    Cluster a feature matrix (``.npy`` or ``.csv``) with a method preset and
-    write the labels.
+    Cluster a feature matrix (``.npy``, ``.npz`` or ``.csv``) with a method
+    preset and write the labels.
+evaluate
+    Rank-k, mAP and mINP of query / gallery features from ``extract``.
+cluster-demo
+    E-cluster against the BUC and DBC criteria and scikit-learn's linkages on
+    data that ships with scikit-learn.
 """
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-DEMO_DATASETS = ("digits", "wine", "iris")
+from ._jobs import LAYOUTS, format_table
+
+__all__ = ["build_parser", "format_table", "main"]
 
 
-def _load_demo_data(name):
-    from sklearn import datasets
-    from sklearn.preprocessing import StandardScaler, normalize
-
-    loader = {"digits": datasets.load_digits, "wine": datasets.load_wine,
-              "iris": datasets.load_iris}[name]
-    X, y = loader(return_X_y=True)
-    # standardised, then L2-normalised: lam = 0.9 is meant for unit-norm features
-    return normalize(StandardScaler().fit_transform(X)), y
 
 
-def demo_rows(X, y, *, device="cpu", merge_percent=0.05):
-    """Fit every demo method on ``(X, y)``; one result dict per method."""
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    from .cluster import make_clusterer
-
-    k = len(np.unique(y))
-    methods = [
-        ("E-cluster (paper defaults)",
-         lambda: make_clusterer("ecluster", n_clusters=k, merge_percent=merge_percent,
-                                device=device)),
-        ("E-cluster weighted, geometric",
-         lambda: make_clusterer("ecluster", n_clusters=k, merge_percent=merge_percent,
-                                weighted=True, merge_schedule="geometric", device=device)),
-        ("E-cluster without regulariser",
-         lambda: make_clusterer("ecluster_noreg", n_clusters=k,
-                                merge_percent=merge_percent, device=device)),
-        ("BUC criterion",
-         lambda: make_clusterer("buc", n_clusters=k, merge_percent=merge_percent,
-                                device=device)),
-        ("DBC criterion",
-         lambda: make_clusterer("dbc", n_clusters=k, merge_percent=merge_percent,
-                                device=device)),
-        ("scikit-learn Ward", lambda: AgglomerativeClustering(k, linkage="ward")),
-        ("scikit-learn average", lambda: AgglomerativeClustering(k, linkage="average")),
-    ]
-    rows = []
-    for name, make in methods:
-        model = make()
-        t0 = time.perf_counter()
-        labels = model.fit_predict(X)
-        seconds = time.perf_counter() - t0
-        rows.append({
-            "method": name,
-            "n_clusters": int(len(np.unique(labels))),
-            "ARI": float(adjusted_rand_score(y, labels)),
-            "NMI": float(normalized_mutual_info_score(y, labels)),
-            "seconds": seconds,
-        })
-    return rows
-
-
-def format_table(rows, columns, floatfmt="{:.3f}"):
-    """A plain-text table of ``rows`` (dicts) in the given column order."""
-    cells = [[c for c in columns]]
-    for r in rows:
-        cells.append([floatfmt.format(r[c]) if isinstance(r[c], float) else str(r[c])
-                      for c in columns])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths))
-        ))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _cmd_demo(args):
-    print("sklearn-ecluster demo: clustering data that ships with scikit-learn")
-    print("(standardised, then L2-normalised; n_clusters = the number of classes;"
-          f" merge_percent = {args.merge_percent})\n")
-    for name in args.datasets:
-        X, y = _load_demo_data(name)
-        print(f"{name}: {X.shape[0]} samples, {X.shape[1]} features, "
-              f"{len(np.unique(y))} classes")
-        rows = demo_rows(X, y, device=args.device, merge_percent=args.merge_percent)
-        print(format_table(rows, ["method", "n_clusters", "ARI", "NMI", "seconds"]))
-        print()
-    return 0
-
-
-def _load_features(path):
+# ------------------------------------------------------------------ helpers
+def _load_features(path, key=None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"features file {str(path)!r} does not exist")
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            key = key or ("train_features" if "train_features" in data else None)
+            if key is None or key not in data:
+                raise ValueError(f"{str(path)!r} has no array {key!r}; it holds "
+                                 f"{sorted(data.files)} (choose one with --key)")
+            return data[key]
     if path.suffix in (".csv", ".txt"):
         return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-    raise ValueError(f"features file {str(path)!r}: use a .npy, .csv or .txt file")
+    raise ValueError(f"features file {str(path)!r}: use a .npy, .npz, .csv or .txt file")
+
+
+def _dataset(args):
+    from ._jobs import load_dataset
+
+    kwargs = {}
+    if args.layout == "prid450s":
+        kwargs = {"split": args.split, "random_state": args.split_seed}
+    return load_dataset(args.root, args.layout, **kwargs)
+
+
+def _extractor(args, **overrides):
+    from .feature_extraction import ReIDFeatureExtractor
+
+    params = dict(
+        backbone=args.backbone, weights=args.weights, image_size=tuple(args.image_size),
+        embedding_dim=args.embedding_dim, output=args.output_features,
+        batch_size=args.eval_batch_size, num_workers=args.num_workers,
+        device=args.device, random_state=args.seed, verbose=max(0, args.verbose - 1),
+    )
+    params.update(overrides)
+    return ReIDFeatureExtractor(**params)
+
+
+def _add_extractor_args(p):
+    p.add_argument("--backbone", default="resnet50",
+                   help="torchvision classification model name (default resnet50)")
+    p.add_argument("--weights", default=None,
+                   help="torchvision weight name in the torch hub cache "
+                        "(IMAGENET1K_V2) or path of a state_dict")
+    p.add_argument("--image-size", type=int, nargs=2, default=(256, 128),
+                   metavar=("H", "W"))
+    p.add_argument("--embedding-dim", type=int, default=2048)
+    p.add_argument("--output-features", choices=["pool5", "embedding"], default="pool5",
+                   help="features to cluster / evaluate (BUC: pool5)")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def _add_dataset_args(p):
+    p.add_argument("root", help="dataset folder (or its parent)")
+    p.add_argument("--layout", choices=LAYOUTS, default="market1501")
+    p.add_argument("--split", type=int, default=0, help="PRID450S: split index")
+    p.add_argument("--split-seed", type=int, default=0, help="PRID450S: split seed")
+
+
+# ----------------------------------------------------------------- commands
+def _cmd_demo(args):
+    from ._demo import reid_demo
+
+    print("sklearn-ecluster demo: the unsupervised re-ID loop (paper Algorithm 1) on "
+          "synthetic people,\nE-cluster against the BUC and DBC criteria with the same "
+          "network, features and schedule.\n")
+    params = {"device": args.device, "n_rounds": args.rounds, "epochs": args.epochs,
+              "merge_percent": args.merge_percent, "verbose": args.verbose}
+    reid_demo(out_dir=args.output_dir, data_dir=args.data_dir, methods=args.methods,
+              n_identities=args.identities, **params)
+    return 0
+
+
+def _cmd_cluster_demo(args):
+    from ._demo import clustering_demo_rows, load_demo_data
+
+    print("sklearn-ecluster cluster-demo: clustering data that ships with scikit-learn")
+    print("(standardised, then L2-normalised; n_clusters = the number of classes;"
+          f" merge_percent = {args.merge_percent})\n")
+    for name in args.datasets:
+        X, y = load_demo_data(name)
+        print(f"{name}: {X.shape[0]} samples, {X.shape[1]} features, "
+              f"{len(np.unique(y))} classes")
+        rows = clustering_demo_rows(X, y, device=args.device,
+                                    merge_percent=args.merge_percent)
+        print(format_table(rows, ["method", "n_clusters", "ARI", "NMI", "seconds"]))
+        print()
+    return 0
+
+
+def _cmd_train(args):
+    from ._jobs import history_table, train
+    from .cluster import make_clusterer
+    from .self_training import SelfTrainingReID
+
+    dataset = _dataset(args)
+    extractor = _extractor(
+        args, epochs=args.epochs, lr=args.lr, lr_step=args.lr_step,
+        backbone_lr_mult=args.backbone_lr_mult, momentum=args.momentum,
+        weight_decay=args.weight_decay, temperature=args.temperature,
+        memory_momentum=args.memory_momentum, memory_init=args.memory_init,
+        train_batch_size=args.batch_size, dropout=args.dropout, amp=args.amp,
+    )
+    cluster_params = {"device": args.device, "merge_percent": args.merge_percent}
+    if args.lam is not None:
+        cluster_params["lam"] = args.lam
+    if args.weighted:
+        cluster_params["weighted"] = True
+    if args.schedule:
+        cluster_params["merge_schedule"] = args.schedule
+    loop = SelfTrainingReID(
+        extractor, make_clusterer(args.method, **cluster_params),
+        n_rounds=args.rounds, later_epochs=args.later_epochs, later_lr=args.later_lr,
+        selection=args.selection, metric=args.metric, checkpoint_dir=args.checkpoint_dir,
+        random_state=args.seed, verbose=max(1, args.verbose),
+    )
+    print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
+          f"(method {args.method})")
+    train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
+    print(history_table(loop.history_))
+    print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
+          f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
+          "weights.pt")
+    return 0
+
+
+def _cmd_extract(args):
+    from ._jobs import extract
+
+    dataset = _dataset(args)
+    out = extract(_extractor(args, flip=args.flip), dataset, parts=args.parts)
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    summary = {k[:-len("_features")]: list(v.shape) for k, v in out.items()
+               if k.endswith("_features")}
+    print(json.dumps({"output": str(path), "features": summary}))
+    return 0
 
 
 def _cmd_cluster(args):
     from .cluster import make_clusterer
 
-    X = _load_features(args.features)
+    X = _load_features(args.features, args.key)
     params = {"merge_percent": None if args.exact else args.merge_percent,
               "device": args.device, "verbose": args.verbose}
     for key in ("n_clusters", "lam", "distance_threshold", "max_steps"):
@@ -144,25 +208,123 @@ def _cmd_cluster(args):
     return 0
 
 
+def _cmd_evaluate(args):
+    from .metrics import evaluate_features
+
+    path = Path(args.features)
+    if not path.is_file():
+        raise FileNotFoundError(f"features file {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as data:
+        missing = [f"{part}_{what}" for part in ("query", "gallery")
+                   for what in ("features", "pids", "camids") if f"{part}_{what}" not in data]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks {missing}; write it with "
+                             "'extract --parts query gallery'")
+        res = evaluate_features(data["query_features"], data["gallery_features"],
+                                data["query_pids"], data["gallery_pids"],
+                                data["query_camids"], data["gallery_camids"],
+                                metric=args.metric, rerank=args.rerank,
+                                max_rank=min(args.max_rank, len(data["gallery_pids"])),
+                                device=args.device)
+    report = {k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}
+    report["n_valid_queries"] = int(res["n_valid_queries"])
+    print(format_table([{k: (100 * v if isinstance(v, float) else v)
+                         for k, v in report.items()}],
+                       list(report), floatfmt="{:.2f}"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------- parser
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
 def build_parser():
     """The argument parser of the command line."""
+    from ._demo import DEMO_DATASETS, DEMO_METHODS
+    from .cluster import METHOD_PRESETS
+
     parser = argparse.ArgumentParser(
         prog="sklearn-ecluster",
         description="Energy clustering (E-cluster) for unsupervised person re-ID.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="clustering demo on scikit-learn's datasets")
-    p.add_argument("--datasets", nargs="+", default=["digits", "wine", "iris"],
-                   choices=DEMO_DATASETS)
-    p.add_argument("--merge-percent", type=float, default=0.05)
+    p = sub.add_parser("demo", help="the re-ID loop on a synthetic dataset (CPU, minutes)")
+    p.add_argument("--methods", nargs="+", choices=list(DEMO_METHODS),
+                   default=list(DEMO_METHODS))
+    p.add_argument("--rounds", type=_positive_int, default=6)
+    p.add_argument("--epochs", type=_positive_int, default=10, help="round 0 epochs")
+    p.add_argument("--merge-percent", type=_fraction, default=0.1)
+    p.add_argument("--identities", type=_positive_int, default=80)
+    p.add_argument("--data-dir", default=None,
+                   help="where to draw the dataset (default: a temporary folder)")
+    p.add_argument("--output-dir", default="ecluster_demo",
+                   help="history.json / .csv / .png go here")
     p.add_argument("--device", default="auto")
+    p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=_cmd_demo)
 
-    from .cluster import METHOD_PRESETS
+    p = sub.add_parser("train", help="the self-training loop on a dataset folder")
+    _add_dataset_args(p)
+    p.add_argument("--method", default="ecluster", choices=sorted(METHOD_PRESETS))
+    p.add_argument("--output-dir", default="ecluster_run")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resume-able checkpoints after every round")
+    _add_extractor_args(p)
+    g = p.add_argument_group("training (SPEC 7)")
+    g.add_argument("--epochs", type=int, default=20, help="first round's epochs")
+    g.add_argument("--lr", type=float, default=0.1, help="first round's learning rate")
+    g.add_argument("--lr-step", type=_positive_int, default=15)
+    g.add_argument("--later-epochs", type=int, default=2)
+    g.add_argument("--later-lr", type=float, default=0.01)
+    g.add_argument("--backbone-lr-mult", type=float, default=0.1)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument("--temperature", type=float, default=0.1)
+    g.add_argument("--memory-momentum", type=float, default=0.5)
+    g.add_argument("--memory-init", choices=["mean", "zeros"], default="mean")
+    g.add_argument("--dropout", type=float, default=0.5)
+    g.add_argument("--batch-size", type=int, default=16, help="training batch size")
+    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    g = p.add_argument_group("clustering and selection")
+    g.add_argument("--merge-percent", type=_fraction, default=0.05)
+    g.add_argument("--rounds", type=_positive_int, default=None,
+                   help="default: until fewer than m merges remain")
+    g.add_argument("--lam", type=float, default=None, help="default: the preset's")
+    g.add_argument("--weighted", action="store_true")
+    g.add_argument("--schedule", choices=["constant", "geometric"], default=None)
+    g.add_argument("--selection", choices=["auto", "eval", "last"], default="auto")
+    g.add_argument("--metric", choices=["euclidean", "sqeuclidean", "cosine"],
+                   default="euclidean")
+    g.add_argument("--no-label-diagnostics", action="store_true",
+                   help="do not read train ids even for the pseudo-label diagnostics")
+    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("cluster", help="cluster a feature matrix (.npy / .csv)")
-    p.add_argument("features", help="(n_samples, n_features) .npy, .csv or .txt")
+    p = sub.add_parser("extract", help="features of a dataset's images to a .npz")
+    _add_dataset_args(p)
+    _add_extractor_args(p)
+    p.add_argument("--parts", nargs="+", choices=["train", "query", "gallery"],
+                   default=["train", "query", "gallery"])
+    p.add_argument("--flip", action="store_true")
+    p.add_argument("-o", "--output", default="features.npz")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("cluster", help="cluster a feature matrix (.npy / .npz / .csv)")
+    p.add_argument("features", help="(n_samples, n_features) .npy, .npz, .csv or .txt")
+    p.add_argument("--key", default=None, help=".npz: the array (default train_features)")
     p.add_argument("-o", "--output", default="labels.npy", help=".npy or text file")
     p.add_argument("--method", default="ecluster", choices=sorted(METHOD_PRESETS))
     p.add_argument("--n-clusters", type=int, default=None)
@@ -176,16 +338,34 @@ def build_parser():
     p.add_argument("--device", default="auto")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=_cmd_cluster)
+
+    p = sub.add_parser("evaluate", help="rank-k / mAP / mINP of extracted features")
+    p.add_argument("features", help=".npz from 'extract' with query and gallery parts")
+    p.add_argument("--metric", choices=["euclidean", "sqeuclidean", "cosine"],
+                   default="euclidean")
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    p.add_argument("--max-rank", type=_positive_int, default=50)
+    p.add_argument("--json", default=None, help="also write the report here")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("cluster-demo", help="clustering demo on scikit-learn's datasets")
+    p.add_argument("--datasets", nargs="+", default=list(DEMO_DATASETS),
+                   choices=DEMO_DATASETS)
+    p.add_argument("--merge-percent", type=_fraction, default=0.05)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_cluster_demo)
     return parser
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (2 on bad arguments or data)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, MemoryError,
+            ImportError) as exc:
         print(f"sklearn-ecluster {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""The command line: the demo, the cluster subcommand, and clear errors."""
+"""The command line: every subcommand on tiny data, and clear errors."""
 
 import json
 
@@ -11,8 +11,8 @@ from sklearn.preprocessing import normalize
 from sklearn_ecluster.cli import format_table, main
 
 
-def test_demo_prints_every_method(capsys):
-    assert main(["demo", "--datasets", "iris", "--device", "cpu"]) == 0
+def test_cluster_demo_prints_every_method(capsys):
+    assert main(["cluster-demo", "--datasets", "iris", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     for name in ["E-cluster (paper defaults)", "BUC criterion", "DBC criterion",
                  "scikit-learn Ward", "scikit-learn average"]:
@@ -71,3 +71,98 @@ def test_format_table_aligns_columns():
     assert lines[0].split() == ["a", "b"]
     assert lines[2].endswith("1.000") and lines[3].endswith("0.250")
     assert len({len(line) for line in lines}) == 1
+
+
+# ------------------------------------------------------------ re-ID commands
+TINY = ["--backbone", "resnet18", "--image-size", "32", "16", "--embedding-dim", "16",
+        "--device", "cpu", "--eval-batch-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from sklearn_ecluster.datasets import make_synthetic_reid
+
+    return make_synthetic_reid(tmp_path_factory.mktemp("data"), n_identities=8,
+                               images_per_identity=(4, 6), image_size=(32, 16),
+                               random_state=0)
+
+
+def test_train_writes_history_labels_and_weights(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", str(tiny_dataset), "--method", "dbc", "--epochs", "1",
+                 "--rounds", "2", "--merge-percent", "0.2", "--batch-size", "8",
+                 "--output-dir", str(out), *TINY])
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "mAP" in text and "selected round" in text
+    history = json.loads((out / "history.json").read_text())
+    assert [h["round"] for h in history] == [0, 1]
+    assert history[1]["n_clusters"] < history[0]["n_clusters"]
+    assert {"rank1", "mAP", "mINP", "label_precision"} <= set(history[1])
+    assert (out / "history.csv").read_text().startswith("round,n_clusters")
+    assert (out / "history.png").stat().st_size > 0
+    labels = np.load(out / "labels.npy")
+    assert labels.shape == (len(list((tiny_dataset / "bounding_box_train").glob("*.jpg"))),)
+    # the weights load into a fresh extractor that then gives the same features
+    from sklearn_ecluster import ReIDFeatureExtractor
+
+    ext = ReIDFeatureExtractor("resnet18", image_size=(32, 16), embedding_dim=16,
+                               device="cpu", weights=str(out / "weights.pt")).fit(
+        [next((tiny_dataset / "query").glob("*.jpg"))])
+    assert ext.transform([next((tiny_dataset / "query").glob("*.jpg"))]).shape == (1, 512)
+
+
+def test_extract_then_evaluate_and_cluster(tiny_dataset, tmp_path, capsys):
+    feats = tmp_path / "f.npz"
+    assert main(["extract", str(tiny_dataset), "-o", str(feats), *TINY]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["features"]) == {"train", "query", "gallery"}
+    report = tmp_path / "r.json"
+    assert main(["evaluate", str(feats), "--json", str(report), "--device", "cpu"]) == 0
+    with np.load(feats) as data:
+        from sklearn_ecluster.metrics import evaluate_features
+
+        expected = evaluate_features(data["query_features"], data["gallery_features"],
+                                     data["query_pids"], data["gallery_pids"],
+                                     data["query_camids"], data["gallery_camids"],
+                                     max_rank=10, device="cpu")
+        n_train = len(data["train_features"])
+    assert json.loads(report.read_text())["mAP"] == pytest.approx(expected["mAP"])
+    labels = tmp_path / "labels.npy"
+    assert main(["cluster", str(feats), "-o", str(labels), "--method", "dbc",
+                 "--n-clusters", "4", "--device", "cpu"]) == 0
+    assert np.load(labels).shape == (n_train,)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{missing}"], "does not exist"),
+    (["evaluate", "{npy}"], "lacks"),
+    (["cluster", "{npy}", "--key", "nope"], "no array"),
+])
+def test_reid_commands_report_bad_data(tmp_path, capsys, argv, message):
+    np.savez(tmp_path / "x.npz", train_features=np.zeros((3, 2)))
+    argv = [a.replace("{missing}", str(tmp_path / "nowhere"))
+             .replace("{npy}", str(tmp_path / "x.npz")) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flag_values_exit_nonzero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--merge-percent", "2"])
+    assert exc.value.code == 2
+    assert "must be in (0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_every_method_on_a_tiny_synthetic_set(tmp_path, capsys):
+    assert main(["demo", "--identities", "10", "--rounds", "2", "--epochs", "1",
+                 "--merge-percent", "0.2", "--device", "cpu",
+                 "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("E-cluster", "BUC", "DBC"):
+        assert f"{name} (" in out
+    runs = json.loads((tmp_path / "history.json").read_text())
+    assert list(runs) == ["E-cluster", "BUC", "DBC"]
+    # the same round 0 for every method: same network, data and seeds
+    assert len({r[0]["mAP"] for r in runs.values()}) == 1

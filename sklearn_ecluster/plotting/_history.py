@@ -1,0 +1,59 @@
+"""Retrieval per round of the self-training loop, as the paper's Figure 5."""
+
+_LABELS = {"mAP": "mAP", "rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10",
+           "mINP": "mINP", "label_precision": "label precision",
+           "label_recall": "label recall", "label_nmi": "label NMI"}
+
+
+def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None):
+    """Plot evaluation scores per round of a :class:`SelfTrainingReID` run.
+
+    Parameters
+    ----------
+    history : list of dict
+        ``SelfTrainingReID.history_`` (or the ``history.json`` the command line
+        writes).
+    keys : tuple of str, default=("mAP", "rank1")
+        Entries of each round to plot, in percent; rounds without a key are
+        left out.
+    ax : matplotlib Axes, default=None
+        Axes to draw on; None creates a figure.
+    label : str, default=None
+        Prefix of the legend entries (e.g. the method's name), to draw several
+        runs on one Axes.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn_ecluster.plotting import plot_history
+    >>> history = [{"round": 0, "mAP": 0.10, "rank1": 0.20},
+    ...            {"round": 1, "mAP": 0.15, "rank1": 0.30}]
+    >>> ax = plot_history(history, label="E-cluster")
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['E-cluster mAP', 'E-cluster rank-1']
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # an optional dependency
+        raise ImportError(
+            "plot_history needs matplotlib: pip install 'sklearn-ecluster[plots]'"
+        ) from exc
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for key in keys:
+        rows = [h for h in history if h.get(key) is not None]
+        if not rows:
+            continue
+        name = _LABELS.get(key, key)
+        ax.plot([h["round"] for h in rows], [100 * h[key] for h in rows], marker="o",
+                label=f"{label} {name}" if label else name)
+    ax.set_xlabel("round")
+    ax.set_ylabel("%")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
