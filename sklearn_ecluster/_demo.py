@@ -114,8 +114,8 @@ def make_demo_dataset(root, *, n_identities=80, image_size=(64, 32), random_stat
     return load_market1501(path)
 
 
-def demo_loop(method, *, epochs=10, later_epochs=2, lr=0.1, merge_percent=0.1,
-              n_rounds=6, image_size=(64, 32), device="cpu", random_state=0,
+def demo_loop(method, *, epochs=10, later_epochs=5, lr=0.1, merge_percent=0.15,
+              n_rounds=5, image_size=(64, 32), device="cpu", random_state=0,
               verbose=0):
     """The self-training loop the demo runs for one clustering ``method`` preset."""
     from .cluster import make_clusterer
@@ -129,7 +129,7 @@ def demo_loop(method, *, epochs=10, later_epochs=2, lr=0.1, merge_percent=0.1,
     )
     return SelfTrainingReID(
         extractor, make_clusterer(method, device=device), merge_percent=merge_percent,
-        n_rounds=n_rounds, later_epochs=later_epochs, later_lr=lr / 2,
+        n_rounds=n_rounds, later_epochs=later_epochs, later_lr=lr,
         selection="last", random_state=random_state, verbose=verbose,
     )
 
@@ -160,11 +160,17 @@ def reid_demo(*, out_dir=None, data_dir=None, methods=tuple(DEMO_METHODS),
             runs[name] = loop.history_
             print_fn(f"{name} ({time.perf_counter() - t0:.0f} s):")
             print_fn(history_table(loop.history_) + "\n")
-    summary = [{"method": name, "round 0 mAP": h[0]["mAP"], "final mAP": h[-1]["mAP"],
-                "round 0 rank-1": h[0]["rank1"], "final rank-1": h[-1]["rank1"],
-                "final label P": h[-1].get("label_precision"),
-                "final label R": h[-1].get("label_recall")}
+    def pct(value):
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    summary = [{"method": name,
+                "rank-1 round 0": pct(h[0]["rank1"]), "rank-1 last": pct(h[-1]["rank1"]),
+                "mAP round 0": pct(h[0]["mAP"]), "mAP last": pct(h[-1]["mAP"]),
+                "label P last": pct(h[-1].get("label_precision")),
+                "label R last": pct(h[-1].get("label_recall"))}
                for name, h in runs.items()]
+    print_fn(f"summary (%, round 0 = after training on singletons; last = round "
+             f"{len(next(iter(runs.values()))) - 1}):")
     print_fn(format_table(summary, list(summary[0])))
     if out_dir is not None:
         paths = write_history(None, out_dir, title="synthetic re-ID demo", runs=runs)

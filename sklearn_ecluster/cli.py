@@ -275,9 +275,9 @@ def build_parser():
     p = sub.add_parser("demo", help="the re-ID loop on a synthetic dataset (CPU, minutes)")
     p.add_argument("--methods", nargs="+", choices=list(DEMO_METHODS),
                    default=list(DEMO_METHODS))
-    p.add_argument("--rounds", type=_positive_int, default=6)
+    p.add_argument("--rounds", type=_positive_int, default=5)
     p.add_argument("--epochs", type=_positive_int, default=10, help="round 0 epochs")
-    p.add_argument("--merge-percent", type=_fraction, default=0.1)
+    p.add_argument("--merge-percent", type=_fraction, default=0.15)
     p.add_argument("--identities", type=_positive_int, default=80)
     p.add_argument("--data-dir", default=None,
                    help="where to draw the dataset (default: a temporary folder)")
