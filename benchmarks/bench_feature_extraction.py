@@ -13,23 +13,32 @@ Market-1501's crops, 128 x 64, written to a temporary folder), in one process:
   Python loop).
 
 Repeats alternate between the two so that drifting machine load hits both
-(fast configurations are repeated more, up to 15 times; on a shared machine,
-other processes still add noise of a few percent). The table gives medians
-(time.perf_counter), images per second and the overhead
-``estimator / bare - 1`` (target <= 10 %; negative: the estimator was
-faster). The mean-initialised memory (the default) costs one extra extraction
-pass per fit, reported on its own line.
+(fast configurations are repeated more, up to 15 times). The table gives
+medians of wall-clock time (time.perf_counter) as images per second, and the
+overhead ``estimator / bare - 1`` (target <= 10 %; negative: the estimator was
+faster) in wall-clock time and in CPU time of the process
+(time.process_time), which other jobs on a shared machine do not inflate.
+The mean-initialised memory (the default) costs one extra extraction pass per
+fit, reported on its own line.
+
+Torch runs on ONE thread by default (``--threads 0``: torch's own choice, one
+per core). On a machine shared with other jobs, OpenMP threads that wait for
+each other make multi-threaded timings swing by several times between two
+repeats of the same work (measured on a 2-core machine at load 7: 2.7 to 12 s
+for one resnet18 epoch, 1.2 s on one thread), which hides any overhead.
 
 Usage::
 
-    python benchmarks/bench_feature_extraction.py            # 64 images, >= 3 repeats
-    python benchmarks/bench_feature_extraction.py --quick    # 32 images, resnet18 only
+    python benchmarks/bench_feature_extraction.py            # 32 images, >= 3 repeats
+    python benchmarks/bench_feature_extraction.py --quick    # 16 images, resnet18 only
+    python benchmarks/bench_feature_extraction.py --threads 0  # torch's thread count
 """
 
 import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -106,19 +115,24 @@ def bare_epoch(model, paths, y, image_size, batch_size, lr, generator):
 
 # ------------------------------------------------------------ measuring
 def timed(fn):
-    start = time.perf_counter()
+    """(wall seconds, process CPU seconds) of ``fn()``."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def medians(times):
+    return tuple(statistics.median(t[i] for t in times) for i in range(2))
 
 
 def alternate(a, b, repeats, budget=10.0):
-    """Median seconds of ``a`` and ``b``, run alternately after one warm-up each.
+    """Median (wall, CPU) seconds of ``a`` and ``b``, run alternately after a warm-up.
 
     At least ``repeats`` pairs; fast pairs are repeated more (up to 15 pairs, or
     about ``budget`` seconds) so that bursts of load from other processes do
     not move the medians.
     """
-    pair = timed(a) + timed(b)
+    pair = timed(a)[0] + timed(b)[0]
     repeats = max(repeats, min(15, int(budget / max(pair, 1e-3))))
     ta, tb = [], []
     for r in range(repeats):
@@ -128,7 +142,7 @@ def alternate(a, b, repeats, budget=10.0):
         else:
             tb.append(timed(b))
             ta.append(timed(a))
-    return statistics.median(ta), statistics.median(tb)
+    return medians(ta), medians(tb)
 
 
 def bench(backbone, image_size, paths, repeats, batch_size=64, train_batch_size=16):
@@ -156,37 +170,43 @@ def bench(backbone, image_size, paths, repeats, batch_size=64, train_batch_size=
     rows.append(("train epoch", ours, bare))
     # the default memory initialisation: one extraction pass of the embedding
     extractor.set_params(memory_init="mean")
-    mean_init = statistics.median(timed(lambda: extractor.fit(paths, y))
-                                  for _ in range(repeats))
+    mean_init = medians([timed(lambda: extractor.fit(paths, y)) for _ in range(repeats)])
     rows.append(("train epoch, memory_init='mean'", mean_init, None))
-    return [(backbone, f"{image_size[0]}x{image_size[1]}", what, n / o,
-             None if b is None else n / b, None if b is None else o / b - 1)
+    return [(backbone, f"{image_size[0]}x{image_size[1]}", what, n / o[0],
+             None if b is None else n / b[0],
+             None if b is None else o[0] / b[0] - 1,
+             None if b is None else o[1] / b[1] - 1)
             for what, o, b in rows]
 
 
+def _percent(x):
+    return "-" if x is None else f"{100 * x:+.1f} %"
+
+
 def format_table(results):
-    lines = ["| backbone | input | task | estimator img/s | bare loop img/s | overhead |",
-             "|---|---|---|---|---|---|"]
-    for backbone, size, what, ours, bare, over in results:
+    lines = ["| backbone | input | task | estimator img/s | bare loop img/s "
+             "| overhead (wall) | overhead (CPU time) |",
+             "|---|---|---|---|---|---|---|"]
+    for backbone, size, what, ours, bare, over, over_cpu in results:
         lines.append(f"| {backbone} | {size} | {what} | {ours:.1f} | "
-                     + ("-" if bare is None else f"{bare:.1f}") + " | "
-                     + ("-" if over is None else f"{100 * over:+.1f} %") + " |")
+                     + ("-" if bare is None else f"{bare:.1f}")
+                     + f" | {_percent(over)} | {_percent(over_cpu)} |")
     return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="32 images, resnet18 only, 2 repeats")
+                        help="16 images, resnet18 only, 2 repeats")
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads (default 1; 0: torch's own choice)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    n = args.images or (32 if args.quick else 64)
+    n = args.images or (16 if args.quick else 32)
     repeats = args.repeats or (2 if args.quick else 3)
     backbones = ["resnet18"] if args.quick else ["resnet18", "resnet50"]
     sizes = [(128, 64)] if args.quick else [(128, 64), (256, 128)]
@@ -211,10 +231,11 @@ def main():
         RESULTS.mkdir(exist_ok=True)
         name = "bench_feature_extraction" + ("_quick" if args.quick else "") + ".md"
         # results/ is git-ignored: a record of the last run on this machine
+        command = " ".join(["python benchmarks/bench_feature_extraction.py",
+                            *sys.argv[1:]])
         (RESULTS / name).write_text(
             "# ReIDFeatureExtractor vs a bare torch loop (CPU)\n\n"
-            f"`python benchmarks/bench_feature_extraction.py"
-            f"{' --quick' if args.quick else ''}`: {header}.\n\n{table}\n")
+            f"`{command}`: {header}.\n\n{table}\n")
 
 
 if __name__ == "__main__":

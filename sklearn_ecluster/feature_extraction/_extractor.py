@@ -485,6 +485,11 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self : ReIDFeatureExtractor
         """
         state = read_state_dict(path)
+        if not any(k.startswith(("backbone.", "head.")) for k in state):
+            raise ValueError(
+                f"{path} holds no network state_dict (no 'backbone.' or 'head.' keys); "
+                "a backbone's own state_dict is loaded with weights=path instead."
+            )
         if not hasattr(self, "model_"):
             self._validate_params()
             image_size = _check_image_size(self.image_size)
@@ -494,11 +499,6 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             self.device_ = device
             self.n_features_out_ = self.model_.out_features(self.output)
             self.loss_history_, self.n_iter_ = [], 0
-        if not any(k.startswith(("backbone.", "head.")) for k in state):
-            raise ValueError(
-                f"{path} holds no network state_dict (no 'backbone.' or 'head.' keys); "
-                "a backbone's own state_dict is loaded with weights=path instead."
-            )
         load_into(self.model_, state, strict=strict, source=f"weights file {path}")
         return self
 
