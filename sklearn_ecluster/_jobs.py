@@ -110,8 +110,8 @@ def write_history(history, out_dir, *, title=None, runs=None):
     from .plotting import plot_history
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, hist in (runs or {None: history}).items():
-        plot_history(hist, ax=ax, label=name)
+    for i, (name, hist) in enumerate((runs or {None: history}).items()):
+        plot_history(hist, ax=ax, label=name, color=f"C{i}")
     if title:
         ax.set_title(title)
     fig.tight_layout()

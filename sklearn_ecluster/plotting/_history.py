@@ -5,7 +5,7 @@ _LABELS = {"mAP": "mAP", "rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-1
            "label_recall": "label recall", "label_nmi": "label NMI"}
 
 
-def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None):
+def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None, color=None):
     """Plot evaluation scores per round of a :class:`SelfTrainingReID` run.
 
     Parameters
@@ -21,6 +21,9 @@ def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None):
     label : str, default=None
         Prefix of the legend entries (e.g. the method's name), to draw several
         runs on one Axes.
+    color : matplotlib color, default=None
+        One color for all the run's curves (the keys then differ by line
+        style); None lets matplotlib cycle.
 
     Returns
     -------
@@ -45,13 +48,18 @@ def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None):
         ) from exc
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    for key in keys:
+    from matplotlib.ticker import MaxNLocator
+
+    styles = ("-", "--", ":", "-.")
+    for i, key in enumerate(keys):
         rows = [h for h in history if h.get(key) is not None]
         if not rows:
             continue
         name = _LABELS.get(key, key)
         ax.plot([h["round"] for h in rows], [100 * h[key] for h in rows], marker="o",
+                color=color, linestyle=styles[i % len(styles)],
                 label=f"{label} {name}" if label else name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("%")
     ax.grid(alpha=0.3)
