@@ -172,11 +172,8 @@ def main(argv=None):
                                 metric="euclidean")
         rows.append((label, res["rank1"], res["mAP"], time.perf_counter() - t0))
 
-    # fractions or percentages? decided once, from all the figures
-    scale = 1.0 if max(max(r[1], r[2]) for r in rows) > 1.0 else 100.0
-
-    def pct(v):
-        return scale * v
+    def pct(v):  # evaluate_features returns fractions in [0, 1]
+        return 100.0 * v
 
     lines = [
         f"Synthetic data: {args.n_identities} identities, seed {args.seed}, "

@@ -5,8 +5,10 @@ from scikit-learn / SciPy, or from deliberately simple per-query loop
 implementations written below, never from the package itself.
 """
 
+import doctest
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,15 +233,65 @@ def test_small_blocks_agree_with_the_loop(working_memory):
     assert res["mINP"] == pytest.approx(mINP, rel=1e-12)
 
 
+def test_junk_before_and_after_the_last_positive():
+    # Order: g0 (junk), g1 (pid 3), g2 (hit), g3 (junk), g4 (hit), g5 (junk),
+    # g6 (pid 3). Without the junk: g1, g2 (hit, rank 2), g4 (hit, rank 3),
+    # g6. The junk after the last positive changes nothing.
+    distmat = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]]
+    g_pids, g_camids = [1, 3, 1, 1, 1, 1, 3], [0, 1, 1, 0, 2, 0, 1]
+    res = evaluate_reid(distmat, [1], g_pids, [0], g_camids, max_rank=4)
+    np.testing.assert_array_equal(res["cmc"], [0.0, 1.0, 1.0, 1.0])
+    assert res["mAP"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert res["mINP"] == pytest.approx(2 / 3)
+
+
 def test_constant_and_large_distances():
     data = list(random_reid(8, n_query=10, n_gallery=40))
-    for distmat in (np.zeros((10, 40)), data[0] * 1e300, data[0] - 0.5):
+    # zeros, huge, negative, and a span (max - min) that overflows float64
+    for distmat in (np.zeros((10, 40)), data[0] * 1e300, data[0] - 0.5,
+                    (2 * data[0] - 1) * 1.7e308):
         data[0] = distmat
         cmc, mAP, mINP, _ = loop_protocol(*data, max_rank=5)
         res = evaluate_reid(*data, max_rank=5)
         np.testing.assert_allclose(res["cmc"], cmc, rtol=0, atol=1e-12)
         assert res["mAP"] == pytest.approx(mAP, rel=1e-12)
         assert res["mINP"] == pytest.approx(mINP, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_random_problem_agrees_with_the_loop(dtype):
+    # Several blocks, many members per query, distractors and junk, quantised
+    # distances (ties) in one half.
+    data = list(random_reid(12, n_query=300, n_gallery=2000, n_ids=40, n_cams=6))
+    data[0][:150] = np.round(data[0][:150] * 50) / 50
+    data[0] = data[0].astype(dtype)
+    cmc, mAP, mINP, n_valid = loop_protocol(*data, max_rank=50)
+    with config_context(working_memory=1):
+        res = evaluate_reid(*data)
+    np.testing.assert_allclose(res["cmc"], cmc, rtol=0, atol=1e-12)
+    assert res["mAP"] == pytest.approx(mAP, rel=1e-12)
+    assert res["mINP"] == pytest.approx(mINP, rel=1e-12)
+    assert res["n_valid_queries"] == n_valid
+
+
+@pytest.mark.gpu
+def test_cuda_tensor_agrees_with_the_loop():
+    data = random_reid(13, n_query=200, n_gallery=900, ties=True)
+    cmc, mAP, mINP, _ = loop_protocol(*data, max_rank=50)
+    res = evaluate_reid(torch.from_numpy(data[0]).cuda(), *data[1:])
+    np.testing.assert_allclose(res["cmc"], cmc, rtol=0, atol=1e-12)
+    assert res["mAP"] == pytest.approx(mAP, rel=1e-12)
+    assert res["mINP"] == pytest.approx(mINP, rel=1e-12)
+
+
+def test_user_guide_example_runs():
+    # The worked example of docs/user_guide/evaluation.rst, as a doctest.
+    path = Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "evaluation.rst"
+    if not path.is_file():
+        pytest.skip("docs not in this checkout")
+    result = doctest.testfile(str(path), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 def test_inputs_lists_arrays_and_tensors_agree():
