@@ -74,7 +74,7 @@ def _extractor(args, **overrides):
         backbone=args.backbone, weights=args.weights, image_size=tuple(args.image_size),
         embedding_dim=args.embedding_dim, output=args.output_features,
         batch_size=args.eval_batch_size, num_workers=args.num_workers,
-        device=args.device, random_state=args.seed, verbose=max(0, args.verbose - 1),
+        device=args.device, random_state=args.seed, verbose=args.verbose,
     )
     params.update(overrides)
     return ReIDFeatureExtractor(**params)

@@ -280,3 +280,10 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
     np.testing.assert_array_equal(out["labels"], ref["labels"])
     np.testing.assert_allclose(out["loss"], ref["loss"], rtol=0, atol=0)
     np.testing.assert_array_equal(out["features"], ref["features"])
+
+
+def test_verbose_prints_one_line_per_round(capsys):
+    X, _ = _images(12)
+    _loop(n_rounds=3, verbose=1).fit(X)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "[SelfTrainingReID]" in ln]
+    assert len(lines) == 3 and lines[0].split()[1:3] == ["round", "0"]

@@ -343,7 +343,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if "random_state" in extractor.get_params(deep=False):
             extractor.set_params(random_state=int(state["seeds"][r % len(state["seeds"])]))
         if "verbose" in extractor.get_params(deep=False):
-            extractor.set_params(verbose=max(0, self.verbose - 1))
+            # tqdm bars for epochs and extraction at verbose=2, else silent
+            extractor.set_params(verbose=2 if self.verbose >= 2 else 0)
         record = {"round": r, "n_clusters": k}
         t0 = time.perf_counter()
         extractor.fit(X, labels)
