@@ -12,12 +12,12 @@ import re
 import sys
 import textwrap
 import warnings
-from numbers import Integral
 
 import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch
 
+from ..utils._checks import check_int
 from ._layouts import (
     DUKEMTMC_REID,
     IMAGE_EXTENSIONS,
@@ -49,15 +49,6 @@ MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 def _check_option(name, value, options):
     if value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}.")
-
-
-def _check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an int {bounds}, got {value!r}.")
-    return int(value)
 
 
 def _warn(message):
@@ -553,8 +544,8 @@ def load_reid_folder(
         )
     folders = tuple(None if s is None else os.fspath(s) for s in subsets)
     if n_cameras is not None:
-        n_cameras = _check_int("n_cameras", n_cameras, 1)
-    first_camera = _check_int("first_camera", first_camera, 0)
+        n_cameras = check_int("n_cameras", n_cameras, 1)
+    first_camera = check_int("first_camera", first_camera, 0)
     root_name = os.path.basename(os.path.abspath(os.path.expanduser(os.fspath(root))))
     layout = Layout(
         name=root_name if name is None else str(name),
@@ -821,9 +812,9 @@ def load_prid450s(
     """
     _check_option("on_corrupt", on_corrupt, ("raise", "skip", "ignore"))
     _check_option("on_mismatch", on_mismatch, ("raise", "skip"))
-    split = _check_int("split", split, 0)
+    split = check_int("split", split, 0)
     if random_state is not None:
-        random_state = _check_int("random_state", random_state, 0)
+        random_state = check_int("random_state", random_state, 0)
     root = find_dataset_dir(root, PRID450S)
     folder = os.path.join(root, "images")
     paths, pids, camids, _ = _read_folder(
@@ -837,7 +828,7 @@ def load_prid450s(
     ids = np.unique(pids)
     if len(ids) < 2:
         raise ValueError(f"{folder!r} holds {len(ids)} person(s); a split needs 2.")
-    n_train_ids = _check_int("n_train_ids", n_train_ids, 1, len(ids) - 1)
+    n_train_ids = check_int("n_train_ids", n_train_ids, 1, len(ids) - 1)
     # a local generator: split k names the same persons everywhere
     rng = np.random.default_rng(
         split if random_state is None else [random_state, split]

@@ -15,20 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..utils._checks import check_int
 from ._synthetic_draw import render, sample_camera, sample_identity
 
 __all__ = ["make_synthetic_reid"]
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
-
-
-def _check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an int {bounds}, got {value!r}.")
-    return int(value)
 
 
 def _check_real(name, value, low):
@@ -299,11 +291,11 @@ def make_synthetic_reid(
     >>> len(pid), 1 <= int(cam) <= 6
     (4, True)
     """
-    n_identities = _check_int("n_identities", n_identities, 2, 9999)
-    n_cameras = _check_int("n_cameras", n_cameras, 2, 9)
+    n_identities = check_int("n_identities", n_identities, 2, 9999)
+    n_cameras = check_int("n_cameras", n_cameras, 2, 9)
     if n_train_identities is None:
         n_train_identities = n_identities // 2
-    n_train = _check_int("n_train_identities", n_train_identities, 1, n_identities - 1)
+    n_train = check_int("n_train_identities", n_train_identities, 1, n_identities - 1)
     low, high = _check_pair("images_per_identity", images_per_identity, 3)
     if high < low:
         raise ValueError(
@@ -312,13 +304,13 @@ def make_synthetic_reid(
         )
     size = _check_pair("image_size", image_size, 1)
     if n_distractors is not None:
-        n_distractors = _check_int("n_distractors", n_distractors, 0)
-    n_junk = _check_int("n_junk", n_junk, 0)
+        n_distractors = check_int("n_distractors", n_distractors, 0)
+    n_junk = check_int("n_junk", n_junk, 0)
     camera_shift = _check_real("camera_shift", camera_shift, 0.0)
     occlusion = _check_real("occlusion", occlusion, 0.0)
     if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
         raise ValueError(f"name must be a plain folder name, got {name!r}.")
-    jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1, 95)
+    jpeg_quality = check_int("jpeg_quality", jpeg_quality, 1, 95)
     if not isinstance(overwrite, bool | np.bool_):
         raise TypeError(f"overwrite must be a bool, got {overwrite!r}.")
     rng = _generator(random_state)
