@@ -285,8 +285,8 @@ def naive_agglomerate(
             node[a] = n_leaves + len(children) - 1
             parent[b] = a
             n_merged += 1
-        if merge_percent is None and n_merged == 0:
-            break  # the exact mode counts merges, not attempts
+        if n_merged == 0:
+            break  # a step counts only when it merges (both modes)
         n_steps += 1
         # the groups, each under its smallest cluster index (its root)
         roots = [find(c) for c in range(k)]
@@ -298,7 +298,7 @@ def naive_agglomerate(
         node = [node[r] for r in order]
         hist_k.append(len(clusters))
         hist_m.append(n_merged)
-        if stopped or n_merged == 0:
+        if stopped:
             break
     labels = np.empty(n, dtype=np.int64)
     for c, members in enumerate(clusters):

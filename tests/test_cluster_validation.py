@@ -92,15 +92,21 @@ def test_accepted_inputs_give_the_same_labels():
     )
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "bug: a tensor that requires grad (features straight from a network) fails "
-    "deep inside torch ('functions with out=... arguments don't support automatic "
-    "differentiation') instead of being detached"))
-def test_tensor_requiring_grad_is_clustered_like_its_detached_values():
+@pytest.mark.parametrize("merge_percent", [0.1, None])
+def test_tensor_requiring_grad_is_clustered_like_its_detached_values(merge_percent):
+    # features straight from a network: detached, not an autograd error
     X = torch.tensor(_X(n=20, seed=3), requires_grad=True)
-    expected = EnergyAgglomerative(n_clusters=3, device="cpu").fit(X.detach()).labels_
-    labels = EnergyAgglomerative(n_clusters=3, device="cpu").fit(X).labels_
+    params = dict(n_clusters=3, merge_percent=merge_percent, device="cpu")
+    expected = EnergyAgglomerative(**params).fit(X.detach()).labels_
+    labels = EnergyAgglomerative(**params).fit(X).labels_
     np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(
+        labels, naive_agglomerate(X.detach().numpy(), n_clusters=3,
+                                  merge_percent=merge_percent)["labels"])
+    np.testing.assert_array_equal(
+        energy_linkage_tree(X, n_clusters=3, merge_percent=merge_percent,
+                            device="cpu").labels, expected)
+    assert X.requires_grad and X.grad is None
 
 
 # ----------------------------------------------------------------------------
@@ -244,6 +250,8 @@ EXACT_TIE_CONFIGS = [
     {"linkage": "single", "regularizer": "size", "lam": 0.5},
     {"linkage": "single", "regularizer": None, "lam": 0.0, "metric": "euclidean"},
     {"linkage": "single", "regularizer": "size", "lam": 0.25, "metric": "euclidean"},
+    # integer sums of squared distances over n m: one division each side
+    {"linkage": "average", "regularizer": None, "lam": 0.0},
 ]
 
 
@@ -266,10 +274,6 @@ def test_ties_follow_the_lowest_index_pair_rule(params, merge_percent):
             )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: exact ties of the energy criterion are not broken by the lowest (i, j) "
-    "pair: 2/(nm) is applied as (sqrt(2)/n)(sqrt(2)/m), so E({0},{1}) is computed "
-    "as 2.0000000000000004 but E({1},{2,2,2}) as 2.0"))
 @pytest.mark.parametrize("merge_percent", [0.3, None])
 def test_energy_ties_follow_the_lowest_index_pair_rule(merge_percent):
     # after the duplicates {2, 2, 2} are merged (E = 0), E({0}, {1}) = 2 * 1 and
@@ -280,3 +284,141 @@ def test_energy_ties_follow_the_lowest_index_pair_rule(merge_percent):
                                 regularizer=None, device="cpu").fit(X)
     np.testing.assert_array_equal(model.labels_, [0, 0, 1, 1, 1])
     np.testing.assert_array_equal(model.children_[2], [0, 1])
+
+
+@pytest.mark.parametrize("merge_percent", [0.2, None])
+def test_energy_ties_of_larger_clusters_follow_the_lowest_index_pair_rule(merge_percent):
+    # E({0, 0}, {1, 1}) = 2 * 4 / 4 = 2 and E({1, 1}, {2, 2, 2}) = 2 * 6 / 6 = 2
+    # tie exactly (within sums 0); E({2,2,2}, {3,3,3}) = 2 ties as well. Brute
+    # force (the naive reference) and the package must take them in (i, j) order.
+    X = np.array([[0.0], [0.0], [1.0], [1.0], [2.0], [2.0], [2.0], [3.0], [3.0], [3.0]])
+    params = dict(n_clusters=2, merge_percent=merge_percent, lam=0.0, regularizer=None)
+    ref = naive_agglomerate(X, **params)
+    model = EnergyAgglomerative(device="cpu", **params).fit(X)
+    np.testing.assert_array_equal(model.children_, ref["children"])
+    np.testing.assert_array_equal(model.distances_, ref["distances"])
+    np.testing.assert_array_equal(model.labels_, ref["labels"])
+    if merge_percent is None:  # {0,0,1,1} first, then {2,2,2} with {3,3,3}
+        np.testing.assert_array_equal(model.labels_, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("merge_percent", [0.1, None])
+def test_n_clusters_above_the_number_of_initial_clusters_is_rejected(merge_percent):
+    X = _X(n=12, seed=6)
+    init = np.repeat([4, 1, 9], 4)  # 3 initial clusters
+    with pytest.raises(ValueError, match=r"n_clusters=4.*initial clusters \(3\)"):
+        EnergyAgglomerative(n_clusters=4, merge_percent=merge_percent,
+                            device="cpu").fit(X, init_labels=init)
+    with pytest.raises(ValueError, match=r"n_clusters=5.*initial clusters \(3\)"):
+        energy_linkage_tree(X, n_clusters=5, init_labels=init, device="cpu")
+    # the limit itself is accepted and merges nothing
+    model = EnergyAgglomerative(n_clusters=3, merge_percent=merge_percent,
+                                device="cpu").fit(X, init_labels=init)
+    np.testing.assert_array_equal(model.labels_, np.repeat([0, 1, 2], 4))
+    assert model.n_steps_ == 0 and len(model.children_) == 0
+
+
+@pytest.mark.parametrize("linkage", ["single", "average"])
+@pytest.mark.parametrize("merge_percent", [0.1, None])
+def test_weighted_is_rejected_outside_the_energy_linkage(linkage, merge_percent):
+    with pytest.raises(ValueError, match=f"weighted=True.*linkage='{linkage}'"):
+        EnergyAgglomerative(linkage=linkage, weighted=True, merge_percent=merge_percent,
+                            device="cpu").fit(_X())
+    preset = "buc" if linkage == "single" else "dbc"
+    with pytest.raises(ValueError, match="weighted=True"):
+        make_clusterer(preset, weighted=True, device="cpu").fit(_X())
+
+
+@pytest.mark.parametrize("merge_percent", [0.1, None])
+def test_a_step_that_merges_nothing_is_not_counted(merge_percent):
+    X = _X(n=20, seed=7)
+    # below the smallest criterion value (2 x the smallest distance, scipy)
+    from scipy.spatial.distance import pdist
+
+    thr = 2.0 * pdist(X).min() * 0.999
+    model = EnergyAgglomerative(distance_threshold=thr, merge_percent=merge_percent,
+                                device="cpu").fit(X)
+    assert model.n_steps_ == 0
+    assert all(len(v) == 0 for v in model.history_.values())
+    assert len(model.children_) == 0 and model.n_clusters_ == 20
+    np.testing.assert_array_equal(model.labels_, np.arange(20))
+    assert model.cut_score_ is None
+    # just above it: one step with one merge, in both modes
+    model = EnergyAgglomerative(distance_threshold=2.0 * pdist(X).min() * 1.001,
+                                merge_percent=merge_percent, device="cpu").fit(X)
+    assert model.n_steps_ == 1 and model.history_["n_merges"] == [1]
+
+
+@pytest.mark.parametrize("params", [{}, {"merge_percent": None}, {"n_clusters": 1},
+                                    {"max_steps": 1}, {"distance_threshold": 10.0}])
+def test_cut_score_is_none_when_no_silhouette_is_computed(params):
+    X = np.array([[0.0, 0.0], [1.0, 0.0]])
+    model = EnergyAgglomerative(device="cpu", **params).fit(X)
+    assert model.cut_score_ is None
+    # the whole hierarchy of two points: one merge, one cluster
+    assert model.n_clusters_ == 1 and model.children_.tolist() == [[0, 1]]
+    # a single initial cluster: nothing to merge, nothing to score
+    model = EnergyAgglomerative(device="cpu").fit(_X(n=6), init_labels=np.zeros(6, int))
+    assert model.cut_score_ is None and model.n_clusters_ == 1
+    # with three points a cut is scored: a float equal to scikit-learn's silhouette
+    from sklearn.metrics import silhouette_score
+
+    X3 = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0]])
+    model = EnergyAgglomerative(device="cpu").fit(X3)
+    assert isinstance(model.cut_score_, float)
+    assert model.cut_score_ == pytest.approx(silhouette_score(X3, model.labels_))
+
+
+def test_automatic_cut_is_the_best_of_the_documented_grid_and_refinement():
+    """The search the docstring describes, redone with scikit-learn's silhouette."""
+    from sklearn.metrics import silhouette_score
+
+    from sklearn_ecluster.cluster._tree import labels_at_cuts
+
+    rng = np.random.default_rng(8)
+    X = np.concatenate([rng.normal(c, 0.3, size=(15, 3)) for c in range(6)])
+    model = EnergyAgglomerative(device="cpu").fit(X)
+    n = len(X)
+
+    def sil(k):
+        labels = labels_at_cuts(model.children_, np.arange(n), n, [n - k])[n - k]
+        return silhouette_score(X, labels)
+
+    grid = np.unique(np.round(np.geomspace(2, n - 1, num=24)).astype(int))
+    scores = {int(k): sil(k) for k in grid}
+    best = max(scores, key=lambda k: (scores[k], k))
+    pos = int(np.searchsorted(grid, best))
+    lo, hi = grid[max(0, pos - 1)], grid[min(len(grid) - 1, pos + 1)]
+    between = np.arange(lo, hi + 1)
+    if between.size > 16:
+        between = np.unique(np.round(np.linspace(lo, hi, 16)).astype(int))
+    scores.update({int(k): sil(k) for k in between})
+    best = max(scores, key=lambda k: (scores[k], k))
+    assert model.n_clusters_ == best
+    assert model.cut_score_ == pytest.approx(scores[best], rel=1e-6)
+
+
+def test_float32_distance_precision_is_as_documented():
+    """float32: Gram-expansion distances (as torch.cdist), error within the
+    documented bound; float64 resolves near-duplicates (checked against scipy)."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from sklearn_ecluster.utils import self_distances
+
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(50, 256))
+    X = np.concatenate([base, base + rng.normal(scale=1e-5, size=base.shape)])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    ref = squareform(pdist(X))  # differences of coordinates, float64
+    d64 = self_distances(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(d64, ref, rtol=1e-12, atol=1e-7)
+    d32 = self_distances(torch.from_numpy(X.astype(np.float32))).double().numpy()
+    err = np.abs(d32 - ref)
+    far = ref > 0.1
+    assert err[~far].max() < 2e-3  # near-duplicates: absolute error ~ sqrt(eps)
+    assert (err[far] / ref[far]).max() < 1e-5  # elsewhere: relative ~ eps / d^2
+    # float64: each point's near-duplicate twin is its nearest neighbour
+    model = EnergyAgglomerative(n_clusters=50, lam=0.0, regularizer=None,
+                                merge_percent=None, device="cpu").fit(X)
+    np.testing.assert_array_equal(model.labels_[:50], model.labels_[50:])
+    assert model.n_clusters_ == 50

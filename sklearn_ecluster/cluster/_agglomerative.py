@@ -11,7 +11,12 @@ from ._tree import linkage_matrix
 
 
 def _validate_tensor(X):
-    """The checks ``validate_data`` makes, for a torch tensor kept on its device."""
+    """The checks ``validate_data`` makes, for a torch tensor kept on its device.
+
+    A tensor that requires grad (features straight from a network) is detached:
+    clustering is not differentiable and the values are all it needs.
+    """
+    X = X.detach()
     if X.is_complex():
         raise ValueError("Complex data not supported; X is a complex tensor.")
     if X.dtype == torch.bool or not (X.is_floating_point() or X.dtype in (
@@ -64,9 +69,14 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
     n_clusters : int, default=None
         Stop when this many clusters remain. With ``n_clusters``,
         ``distance_threshold`` and ``max_steps`` all None, the full hierarchy is
-        built and the number of clusters is chosen automatically: the cut of the
-        merge sequence (any number of merges) with the best mean silhouette on
-        the linkage's metric.
+        built and the number of clusters is chosen automatically, by the mean
+        silhouette on the linkage's metric over the cuts of the merge sequence
+        (any number of merges, not only step boundaries). This is a grid +
+        refinement search, not a global maximum: about 24 cluster counts
+        spaced geometrically are scored, then the counts between the best
+        one's two grid neighbours (at most 16 of them); a narrow peak elsewhere
+        can be missed. With ``init_labels``, at most the number of initial
+        clusters.
     merge_percent : float in (0, 1) or None, default=0.05
         Fraction of merges per step (the paper's ``mp``). ``None`` is the exact
         mode: one merge at a time, the criterion refreshed after every merge
@@ -89,7 +99,9 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
     weighted : bool, default=False
         Multiply the energy distance by ``n m / (n + m)`` (Szekely & Rizzo
         2005). Unregularised and exact, this is R's ``energy::energy.hclust``,
-        i.e. Ward's method on the square root of the distances.
+        i.e. Ward's method on the square root of the distances. Defined for
+        ``linkage="energy"`` only: with ``"single"`` or ``"average"`` it is
+        rejected with a ``ValueError``.
     merge_schedule : {"constant", "geometric"}, default="constant"
         ``"constant"``: ``m = int(merge_percent * n_samples)`` per step
         (paper, BUC); ``"geometric"``: ``m = int(merge_percent * K)`` with K the
@@ -123,12 +135,17 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         Number of leaves: ``n_samples``, or the number of initial clusters
         when ``init_labels`` is given.
     n_steps_ : int
-        Steps performed.
+        Steps that merged at least one pair (merges in the exact mode); a
+        step stopped by ``distance_threshold`` before its first merge is not
+        counted, nor recorded in ``history_``.
     history_ : dict of lists
         Per step: ``n_clusters`` after it, ``n_merges``, ``max_distance``
         (largest merged criterion value) and ``seconds``.
     cut_score_ : float or None
-        Silhouette of the automatically chosen cut, or None.
+        Silhouette of the automatically chosen cut. None whenever no
+        silhouette was computed: ``n_clusters``, ``distance_threshold`` or
+        ``max_steps`` was given, or no cut has ``2 <= K <= n_samples - 1``
+        (two samples, or a single initial cluster).
     metric_ : str
         The sample metric used.
     device_ : torch.device
@@ -153,6 +170,16 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
     Memory: one ``n_samples x n_samples`` matrix (the distances, then reused in
     place for the cluster sums), plus bounded temporaries. Data is computed in
     its own dtype on the CPU (float64 for integer input) and in float32 on CUDA.
+
+    Precision: sample distances come from the Gram expansion
+    ``||a||^2 + ||b||^2 - 2 a.b`` in the compute dtype (as ``torch.cdist``
+    does, and unlike scikit-learn's ``euclidean_distances``, which upcasts
+    float32 blocks to float64 at about twice the cost of the distance phase).
+    The absolute error of a squared distance is then about ``eps * (||a||^2 +
+    ||b||^2)``: in float32, for L2-normalised features, Euclidean distances
+    below about 1e-3 (near-duplicates) are not resolved, while distances of
+    0.1 and more are accurate to about 1e-5 relative (1e-7 at 1). Pass float64 data when
+    near-duplicates must be told apart.
     On CUDA, atomic additions may change the order of exactly tied pairs
     between runs.
 

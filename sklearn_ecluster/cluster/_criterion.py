@@ -58,8 +58,22 @@ class ClusterStats:
             sizes=self.sizes[keep],
             within=None if self.within is None else self.within[keep],
             ssd=None if self.ssd is None else self.ssd[keep],
-            means=None if self.means is None else self.means[keep],
+            means=None if self.means is None else _compact_rows_(self.means, keep),
         )
+
+
+def _compact_rows_(t, keep, block=1024):
+    """``t[keep]`` moved to the front of ``t`` in place; returns that view.
+
+    ``keep`` is ascending, so row p comes from row ``keep[p] >= p``: blocks
+    copied in increasing order never overwrite a row still to be read, and
+    the only temporary is one block (not a second (K, d) array).
+    """
+    k = keep.numel()
+    for p0 in range(0, k, block):
+        p1 = min(k, p0 + block)
+        t[p0:p1] = t.index_select(0, keep[p0:p1])
+    return t[:k]
 
 
 def needs_moments(regularizer):
@@ -132,13 +146,11 @@ def criterion_block(
     if out is None:
         out = torch.empty_like(s_block)
 
-    # base(A, B) = s * alpha_a * alpha_b + (beta_a + beta_b)
-    if linkage == "single":
-        alpha_r = alpha_c = None
-    elif linkage == "average":
-        alpha_r, alpha_c = 1.0 / n_r, 1.0 / n_c
-    else:  # energy; 2/(nm) split as sqrt(2)/n * sqrt(2)/m
-        alpha_r, alpha_c = (2.0**0.5) / n_r, (2.0**0.5) / n_c
+    # base(A, B) = s / denom_ab + (beta_a + beta_b), each term with a single
+    # correctly rounded division, so that criterion values that are equal in
+    # exact arithmetic are equal in floating point (ties then follow the
+    # lowest (i, j) pair rule): energy 2 s/(n m) as s / (n (m/2)) (m/2 and the
+    # factor 2 are exact), average s / (n m), within terms W / n^2.
     beta = None
     if linkage == "energy":
         beta = -stats.within.to(dtype) / (n * n)
@@ -149,21 +161,19 @@ def criterion_block(
     if penalty is not None:
         beta = penalty if beta is None else beta + penalty
 
-    if symmetric:
-        if alpha_r is None:
-            out.copy_(s_block)
-        else:
-            torch.mul(s_block, alpha_r.unsqueeze(1) * alpha_c.unsqueeze(0), out=out)
-        if beta is not None:
-            out.add_(beta[rows].unsqueeze(1) + beta[cols].unsqueeze(0))
+    if linkage == "single":
+        out.copy_(s_block)
     else:
-        if alpha_r is None:
-            out.copy_(s_block)
+        half = 0.5 if linkage == "energy" else 1.0
+        # n m (or n m / 2) is symmetric in (a, b): so is the quotient
+        torch.mul(n_r.unsqueeze(1), (n_c * half).unsqueeze(0), out=out)
+        torch.div(s_block, out, out=out)
+    if beta is not None:
+        if symmetric:
+            out.add_(beta[rows].unsqueeze(1) + beta[cols].unsqueeze(0))
         else:
-            torch.mul(s_block, alpha_c.unsqueeze(0), out=out)
-            out.mul_(alpha_r.unsqueeze(1))
-        if beta is not None:
-            out.add_(beta[cols].unsqueeze(0)).add_(beta[rows].unsqueeze(1))
+            # Eq. 6's order: (between - within_A) - within_B, A the row
+            out.add_(beta[rows].unsqueeze(1)).add_(beta[cols].unsqueeze(0))
 
     if weighted:
         # n m / (n + m) written as 1 / (1/n + 1/m): symmetric and overflow-free

@@ -57,8 +57,16 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
                working_memory=None):
     """Number of merges whose cut maximises the silhouette.
 
+    A search, not a global maximum over all cuts: the silhouette of ``n_grid``
+    cluster counts spaced geometrically between the smallest and the largest
+    reachable count is computed first, then that of the counts between the
+    best grid point's two neighbours (at most ``n_refine`` of them). A narrow
+    maximum between two other grid points can be missed.
+
     Returns ``(n_merges, score)``; ties pick the fewer merges (more clusters
     is the conservative choice for re-identification pseudo labels).
+    ``score`` is None when no cut can be scored (no cut with
+    2 <= K <= n_samples - 1, e.g. two samples): then all merges are kept.
     """
     n = X.shape[0]
     n_merges = len(children)
@@ -66,7 +74,7 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
     k_min = max(2, k_start - n_merges)
     k_max = min(n - 1, k_start)
     if k_max < k_min:
-        return n_merges, float("nan")
+        return n_merges, None
     scores = {}
 
     def score(ks):

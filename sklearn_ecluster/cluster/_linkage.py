@@ -67,13 +67,16 @@ class LinkageTree:
     leaf_labels : ndarray (n_samples,)
         Leaf of each sample.
     n_steps : int
+        Steps that merged at least one pair.
     history : dict of lists
         Per step: ``n_clusters`` after it, ``n_merges``, ``max_distance``,
         ``seconds``.
     metric : str
         The sample metric used.
     cut_score : float or None
-        Silhouette of the automatically chosen cut (None if not automatic).
+        Silhouette of the automatically chosen cut; None when no cut was
+        scored (not automatic, or no cut with 2 <= K <= n_samples - 1, e.g.
+        two samples).
     """
 
     labels: np.ndarray
@@ -227,13 +230,19 @@ def energy_linkage_tree(
            [2, 3]])
     """
     dev = get_device(device, X)
-    Xt = to_tensor(X, dev)
+    Xt = to_tensor(X, dev).detach()  # values only: nothing here is differentiable
     if not Xt.is_floating_point():
         Xt = Xt.to(torch.float64)
     if dev.type == "cuda" and Xt.dtype != torch.float32:
         Xt = Xt.to(torch.float32)  # float32 on GPU (documented)
     n = Xt.shape[0]
     metric = resolve_metric(metric, linkage)
+    if weighted and linkage != "energy":
+        raise ValueError(
+            f"weighted=True is defined for linkage='energy' only (the Szekely-Rizzo "
+            f"weight n m / (n + m) of the energy distance, SPEC 2), got "
+            f"linkage={linkage!r}. Use weighted=False with single or average linkage."
+        )
     if n_clusters is not None and n_clusters > n:
         raise ValueError(f"n_clusters={n_clusters} must be <= n_samples={n}.")
     if init_labels is None:
@@ -242,6 +251,12 @@ def energy_linkage_tree(
     else:
         leaf_labels = _validate_init_labels(init_labels, n)
         k0 = int(leaf_labels.max()) + 1
+        if n_clusters is not None and n_clusters > k0:
+            raise ValueError(
+                f"n_clusters={n_clusters} is larger than the number of initial clusters "
+                f"({k0}) given by init_labels: merging can only reduce it. Use "
+                f"n_clusters <= {k0}."
+            )
     auto_cut = n_clusters is None and distance_threshold is None and max_steps is None
     target = 1 if n_clusters is None else n_clusters
     reduce = "amin" if linkage == "single" else "sum"
@@ -290,22 +305,23 @@ def energy_linkage_tree(
             base = n if merge_schedule == "constant" else k
             quota = min(max(1, int(merge_percent * base)), k - target)
             merges, root, stopped = batched_step(cache, quota, distance_threshold)
+            if not merges:
+                break  # a step counts only when it merges (as in the exact mode)
             for a, b, v in merges:
                 record(a, b, v)
-            if merges:
-                stats, keep, changed, dead = _apply_step(pm, stats, root, linkage, moments)
-                if keep is not None:
-                    node = node[keep.cpu().numpy()]
-                k = pm.k
-                if k > target and not stopped:
-                    cache.update(stats, changed, dead, keep)
+            stats, keep, changed, dead = _apply_step(pm, stats, root, linkage, moments)
+            if keep is not None:
+                node = node[keep.cpu().numpy()]
+            k = pm.k
+            if k > target and not stopped:
+                cache.update(stats, changed, dead, keep)
             n_steps += 1
-            max_d = max((v for _, _, v in merges), default=float("nan"))
+            max_d = max(v for _, _, v in merges)
             _log_step(history, k, len(merges), max_d, time.perf_counter() - t0,
                       verbose == 1)
             if bar is not None:
                 bar.update(len(merges))
-            if stopped or not merges:
+            if stopped:
                 break
     if bar is not None:
         bar.close()

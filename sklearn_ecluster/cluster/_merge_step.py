@@ -146,19 +146,24 @@ class CandidateCache:
         crit = self._crit()
         w = pm.width
         dev = changed.device
-        step = max(1, pm.block_rows(changed.numel() + self.per_row))
+        m = changed.numel()
+        step = max(1, pm.block_rows(2 * m + self.per_row))
+        keep = min(self.per_row + 1, m)
         for r0 in range(0, w, step):
             r1 = min(w, r0 + step)
             rows = torch.arange(r0, r1, device=dev)
-            block = criterion_block(
-                pm.matrix[r0:r1].index_select(1, changed), slice(r0, r1), changed,
-                self.stats, **crit,
-            )
+            # S is symmetric: the columns S[r0:r1, changed] are read as the
+            # transposed rows S[changed, r0:r1] (contiguous reads, not a gather
+            # of single elements)
+            s_block = pm.matrix[:, r0:r1].index_select(0, changed).T
+            block = criterion_block(s_block, slice(r0, r1), changed, self.stats, **crit)
             block.masked_fill_(changed.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
             # changed rows were rescanned in full: keep their lists as they are
             block.masked_fill_(_member(rows, changed).unsqueeze(1), float("inf"))
-            vals = torch.cat([self.values[r0:r1], block], dim=1)
-            cols = torch.cat([self.cols[r0:r1], changed.expand(r1 - r0, -1)], dim=1)
+            # the block's own short list first, then merge it with the row's list
+            bv, bpos = torch.topk(block, keep, dim=1, largest=False, sorted=False)
+            vals = torch.cat([self.values[r0:r1], bv], dim=1)
+            cols = torch.cat([self.cols[r0:r1], changed[bpos]], dim=1)
             rr = min(self.per_row + 1, vals.shape[1])
             v, pos = torch.topk(vals, rr, dim=1, largest=False, sorted=True)
             self.values[r0:r1] = v[:, : self.per_row]
@@ -177,6 +182,10 @@ class CandidateCache:
             Slots, ``i < j``.
         complete : bool
             True when the list holds every pair.
+
+        The pairs returned are exactly those below (or at) a value, so they
+        are a prefix of the order of all pairs; about ``n_candidates`` of them
+        (more with ties).
         """
         w = self.pm.width
         v = self.values.reshape(-1)
@@ -207,8 +216,17 @@ class CandidateCache:
             v, i, j = (np.concatenate(a) for a in (extra_v, extra_i, extra_j))
         keep = v < tau
         v, i, j = v[keep], i[keep], j[keep]
+        complete = not np.isfinite(tau)
+        if v.size > n_candidates:
+            # dense rows added many pairs (late steps, large clusters): all
+            # pairs below tau are here, so the pairs <= their n-th smallest
+            # value are exactly a prefix of the global order; sort only those
+            cut = np.partition(v, n_candidates - 1)[n_candidates - 1]
+            keep = v <= cut
+            complete = complete and bool(keep.all())
+            v, i, j = v[keep], i[keep], j[keep]
         order = np.lexsort((j, i, v))
-        return v[order], i[order], j[order], not np.isfinite(tau)
+        return v[order], i[order], j[order], complete
 
 
 def _member(values, sorted_set):

@@ -92,10 +92,8 @@ class PairMatrix:
         pm = cls(storage, k, reduce, block_rows)
         S = pm.matrix
         if labels is None:
-            # tiles of the distance phase may use a quarter of the matrix's size:
-            # nothing else is allocated yet, and large tiles keep BLAS efficient
-            tiles_mib = max(working_memory or 0.0, nbytes / 4 / 2**20)
-            self_distances(X, metric, out=S, working_memory=tiles_mib)
+            # written in place, strip by strip (no N x N temporary)
+            self_distances(X, metric, out=S)
             if reduce == "amin":
                 S.fill_diagonal_(float("inf"))  # never used: self-pairs are masked
             return pm
@@ -139,9 +137,22 @@ class PairMatrix:
         if moved.numel() == 0:
             return None
         targets = root[moved]
-        # rows, then columns: the diagonal of a group then sums all G x G pairs
+        # rows: S[t] <- reduce of the rows of t's group (contiguous reads)
         _reduce_into(S, 0, targets, S.index_select(0, moved), self.reduce)
-        _reduce_into(S, 1, targets, S.index_select(1, moved), self.reduce)
+        # columns from rows: S was symmetric, so for a live slot r outside the
+        # groups the new S[r, t] is the new S[t, r]. Fold the moved columns
+        # within the g changed rows only (then the diagonal of a group sums all
+        # G x G pairs), and write those rows back as rows and as columns:
+        # W x g scattered writes instead of reading and updating W x m columns.
+        tgt = torch.unique(targets)
+        rt = S.index_select(0, tgt)
+        _reduce_into(rt, 1, targets, rt.index_select(1, moved), self.reduce)
+        # pairs of two changed groups were summed in two orders: keep the value
+        # of the lower slot's row on both sides, so S stays exactly symmetric
+        sub = rt[:, tgt]
+        rt[:, tgt] = torch.triu(sub) + torch.triu(sub, 1).T
+        S[tgt] = rt
+        S[:, tgt] = rt.T
         self.alive[moved] = False
         self.k = int(self.alive.sum())
         if self.width - self.k < self.compact_fraction * self.width:
@@ -160,11 +171,15 @@ class PairMatrix:
         old = self.matrix
         k_new = keep.numel()
         new = self.storage[: k_new * k_new].view(k_new, k_new)
-        step = max(1, self.block_rows(k_new, n_buffers=1))
+        # two gathers of whole rows, then of columns: an advanced index
+        # old[rows[:, None], keep[None, :]] would materialise two int64 index
+        # tensors of the block's shape (4x the block's own size in float32)
+        step = max(1, self.block_rows(self.width + k_new, n_buffers=1))
         for p0 in range(0, k_new, step):
             p1 = min(k_new, p0 + step)
-            block = old[keep[p0:p1].unsqueeze(1), keep.unsqueeze(0)]  # one gather
-            new[p0:p1] = block
+            rows = old.index_select(0, keep[p0:p1])
+            new[p0:p1] = rows.index_select(1, keep)
+            del rows
         self.width = self.k = k_new
         self.alive = torch.ones(k_new, dtype=torch.bool, device=self.storage.device)
 
