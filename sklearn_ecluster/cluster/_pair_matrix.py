@@ -10,7 +10,7 @@
 So the N x N sample distance matrix is computed once per fit and then reused
 in place as the cluster matrix: a merge step costs O(m K) for the update.
 Merged-away slots stay in place as dead slots (masked by the criterion) until
-a quarter of the slots are dead; then the live block is compacted to the
+40% of the slots are dead; then the live block is compacted to the
 front of the same storage in one gather pass. Only one N x N buffer ever
 exists.
 """
