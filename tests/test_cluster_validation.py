@@ -422,3 +422,13 @@ def test_float32_distance_precision_is_as_documented():
                                 merge_percent=None, device="cpu").fit(X)
     np.testing.assert_array_equal(model.labels_[:50], model.labels_[50:])
     assert model.n_clusters_ == 50
+
+
+def test_a_fit_that_cannot_fit_in_memory_stops_at_once_with_the_bytes_needed(monkeypatch):
+    # pretend only 1 MiB is free: the 600 x 600 float64 pair matrix (2.7 MiB) cannot fit
+    from sklearn_ecluster.utils import _memory
+
+    monkeypatch.setattr(_memory, "available_memory", lambda device: 2**20)
+    X = np.random.default_rng(0).normal(size=(600, 3))
+    with pytest.raises(MemoryError, match=r"600 x 600 cluster pair matrix needs 2\.7 MiB"):
+        EnergyAgglomerative(n_clusters=2, device="cpu").fit(X)
