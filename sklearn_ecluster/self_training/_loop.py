@@ -360,10 +360,13 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             record.update({f"label_{key}": scores[key]
                            for key in ("precision", "recall", "nmi", "ari")})
 
-        # Keep the selected round's model (a copy: later rounds go on training).
-        score = record.get("mAP") if selection == "eval" else r
-        if state["best"] is None or score > state["best"][1]:
-            state["best"] = (r, score, copy.deepcopy(extractor), labels.copy())
+        # Keep the selected round's model. With "eval" it is a copy, since later
+        # rounds go on training the extractor; with "last" the current one is the
+        # selected one whenever the loop stops, so no copy is made.
+        if selection == "last":
+            state["best"] = (r, r, extractor, labels)
+        elif state["best"] is None or record["mAP"] > state["best"][1]:
+            state["best"] = (r, record["mAP"], copy.deepcopy(extractor), labels.copy())
 
         last = (self.n_rounds is not None and r + 1 >= self.n_rounds) or k - m < 1
         t2 = time.perf_counter()
