@@ -39,6 +39,7 @@ from sklearn.utils.estimator_checks import (
 )
 from torch import nn
 
+from sklearn_ecluster.datasets import ReIDImageDataset
 from sklearn_ecluster.feature_extraction import (
     ReIDFeatureExtractor,
     init_memory,
@@ -143,6 +144,8 @@ def test_input_forms_give_the_same_features(arrays, paths):
         "list of CHW tensors": list(hand_tensor(arrays)),
         "mixed": [paths[0], pil[1], arrays[2], hand_tensor(arrays)[3], Path(paths[4]),
                   pil[5].convert("RGBA")],
+        # its own transform is not used: the extractor's is
+        "ReIDImageDataset": ReIDImageDataset(paths, transform=lambda im: None),
     }
     for name, X in forms.items():
         np.testing.assert_allclose(model.transform(X), reference, atol=1e-5, err_msg=name)

@@ -181,7 +181,9 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
     **Inputs.** ``X`` is a sequence of image paths, PIL images, uint8 arrays
     ``(H, W, 3)`` or float tensors ``(3, H, W)`` (types may be mixed), a uint8
     array ``(N, H, W, 3)``, or a float tensor ``(N, 3, H, W)`` already
-    normalised with ImageNet's mean and std (only resized). Features are
+    normalised with ImageNet's mean and std (only resized), or a
+    :class:`~sklearn_ecluster.datasets.ReIDImageDataset` (its image files, read
+    with this extractor's transforms; its labels are not read). Features are
     float32 NumPy arrays whatever the input.
 
     **Persistence.** Pickling (and :func:`joblib.dump`) stores the network on

@@ -7,7 +7,9 @@ Accepted ``X`` (for both ``fit`` and ``transform``):
   ``(H, W)``, or float tensors ``(3, H, W)``; types may be mixed;
 - a uint8 array of shape ``(N, H, W, 3)``;
 - a float tensor of shape ``(N, 3, H, W)``, already normalised (ImageNet
-  mean/std), taken as is apart from resizing to ``image_size``.
+  mean/std), taken as is apart from resizing to ``image_size``;
+- a :class:`~sklearn_ecluster.datasets.ReIDImageDataset`: its image files
+  (its labels are not read; pass them as ``y``).
 
 Images (paths, PIL, arrays) go through :func:`build_transforms`; tensors skip
 its ``ToTensor`` and ``Normalize`` steps and keep the others (resizing, and for
@@ -23,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
-from ..datasets import read_image
+from ..datasets import ReIDImageDataset, read_image
 
 _EXPECTED = (
     "expected an image path (str or os.PathLike), a PIL image, a uint8 array of "
@@ -85,6 +87,9 @@ def check_images(X):
     """
     if isinstance(X, torch.Tensor):
         return _check_tensor_batch(X)
+    if isinstance(X, ReIDImageDataset):
+        # its images, read and transformed by the extractor at its own image_size
+        X = X.paths
     if isinstance(X, str | os.PathLike | Image.Image | bytes):
         raise TypeError(
             f"X must be a sequence of images, got a single {type(X).__name__}; wrap "
