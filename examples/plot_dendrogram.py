@@ -17,12 +17,12 @@ from scipy.cluster.hierarchy import dendrogram  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.preprocessing import StandardScaler, normalize  # noqa: E402
 
-from sklearn_ecluster.cluster import EnergyAgglomerative  # noqa: E402
+from sklearn_ecluster.cluster import make_clusterer  # noqa: E402
 
 X, y = load_iris(return_X_y=True)
 X = normalize(StandardScaler().fit_transform(X))
-model = EnergyAgglomerative(merge_percent=None, weighted=True, regularizer=None,
-                            lam=0.0).fit(X)
+# the standalone energy clustering: weighted, no regulariser, exact mode
+model = make_clusterer("standalone").fit(X)
 Z = model.get_linkage_matrix()
 
 fig, ax = plt.subplots(figsize=(8, 4))

@@ -302,6 +302,7 @@ def test_distance_threshold_stops_below_it(merge_percent):
     {"weighted": True, "merge_schedule": "geometric"},
     {"merge_percent": None, "weighted": True, "regularizer": None},
     {"linkage": "average", "regularizer": "dispersion", "lam": 0.1},
+    {"linkage": "average", "regularizer": None, "lam": 0.0, "merge_percent": None},
 ])
 def test_automatic_cut_recovers_blobs_and_reports_the_silhouette(params):
     X, y = make_blobs(n_samples=150, n_features=8, centers=5, cluster_std=0.6,
@@ -309,7 +310,12 @@ def test_automatic_cut_recovers_blobs_and_reports_the_silhouette(params):
     X = normalize(X)
     model = EnergyAgglomerative(device="cpu", **params).fit(X)
     assert adjusted_rand_score(y, model.labels_) > 0.9
-    metric = "euclidean" if model.get_params()["linkage"] == "energy" else "sqeuclidean"
+    # an exact reducible hierarchy is cut itself; any other is replaced by the
+    # standalone energy hierarchy (documented under n_clusters)
+    own = params.get("merge_percent", 0.05) is None
+    assert model.criterion_["linkage"] == (params.get("linkage", "energy") if own
+                                           else "energy")
+    metric = "euclidean" if model.criterion_["linkage"] == "energy" else "sqeuclidean"
     assert model.metric_ == metric
     assert model.cut_score_ == pytest.approx(
         silhouette_score(X, model.labels_, metric=metric), rel=1e-6

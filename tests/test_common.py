@@ -150,9 +150,12 @@ def test_fit_returns_self_and_a_second_fit_overwrites(blobs):
 
 
 def test_verbose_output(blobs, capsys):
+    # every line of every engine: tests/test_cluster_engines.py
     X, _ = blobs
     EnergyAgglomerative(n_clusters=3, device="cpu").fit(X)
     assert capsys.readouterr().out == ""
-    EnergyAgglomerative(n_clusters=3, verbose=1, device="cpu").fit(X)
-    out = capsys.readouterr().out
-    assert "EnergyAgglomerative" in out and "3 clusters" in out
+    model = EnergyAgglomerative(n_clusters=3, verbose=1, device="cpu").fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == model.n_steps_ + 1
+    assert all(line.startswith("[EnergyAgglomerative] step ") for line in lines[:-1])
+    assert "3 clusters" in lines[-1]

@@ -1,5 +1,7 @@
 """The estimator: :class:`EnergyAgglomerative` validates, calls the core, stores."""
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -68,15 +70,23 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
     ----------
     n_clusters : int, default=None
         Stop when this many clusters remain. With ``n_clusters``,
-        ``distance_threshold`` and ``max_steps`` all None, the full hierarchy is
-        built and the number of clusters is chosen automatically, by the mean
-        silhouette on the linkage's metric over the cuts of the merge sequence
-        (any number of merges, not only step boundaries). This is a grid +
-        refinement search, not a global maximum: about 24 cluster counts
-        spaced geometrically are scored, then the counts between the best
-        one's two grid neighbours (at most 16 of them); a narrow peak elsewhere
-        can be missed. With ``init_labels``, at most the number of initial
-        clusters.
+        ``distance_threshold`` and ``max_steps`` all None, the number of
+        clusters is chosen automatically: a full hierarchy is built and cut
+        where the mean silhouette (on the hierarchy's metric) is highest, over
+        the cuts of its merge sequence. **Which hierarchy:** the fitted one
+        when it is exact and reducible (``merge_percent=None`` with single or
+        average linkage, or the weighted energy, without regulariser), whose
+        cuts are nested partitions at monotone heights; otherwise, the
+        standalone energy hierarchy (weighted, no regulariser, exact; see
+        :func:`make_clusterer`), because a batched or regularised hierarchy run
+        to the end chains or fragments and its cuts are poor (the clustering
+        guide measures this). ``children_``, ``criterion_`` and ``engine_``
+        then describe that hierarchy, and ``lam``, ``regularizer``,
+        ``weighted``, ``merge_percent`` and ``merge_schedule`` are not used. The
+        search scores about 24 cluster counts spaced geometrically, then the
+        counts between the best one's two grid neighbours (at most 16): a
+        narrow peak elsewhere can be missed. With ``init_labels``, at most the
+        number of initial clusters.
     merge_percent : float in (0, 1) or None, default=0.05
         Fraction of merges per step (the paper's ``mp``). ``None`` is the exact
         mode: one merge at a time, the criterion refreshed after every merge
@@ -148,6 +158,15 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         (two samples, or a single initial cluster).
     metric_ : str
         The sample metric used.
+    engine_ : {"batched", "exact_reducible", "exact_cached"}
+        The engine that built ``children_``: batched steps (``merge_percent``
+        set), rounds of reciprocal nearest neighbours (exact mode of a
+        reducible criterion: single, average, or weighted energy, without
+        regulariser), or the nearest-neighbour cache (exact mode otherwise).
+    criterion_ : dict
+        ``linkage``, ``regularizer``, ``lam`` and ``weighted`` of the
+        hierarchy in ``children_``: the parameters, except after an automatic
+        cut of a batched or non-reducible configuration (see ``n_clusters``).
     device_ : torch.device
         The device the computation ran on.
     n_features_in_ : int
@@ -282,6 +301,8 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         self.history_ = tree.history
         self.cut_score_ = tree.cut_score
         self.metric_ = tree.metric
+        self.engine_ = tree.engine
+        self.criterion_ = asdict(tree.criterion)
         return self
 
     def fit_predict(self, X, y=None, *, init_labels=None):
@@ -304,7 +325,8 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         """scipy linkage matrix of the fitted hierarchy.
 
         Usable with :func:`scipy.cluster.hierarchy.dendrogram`. Needs the full
-        tree (``n_clusters``, ``distance_threshold`` and ``max_steps`` None).
+        tree: ``n_clusters=1``, or no stopping rule at all (then the tree is
+        the one the automatic cut used, see ``n_clusters``).
 
         Returns
         -------
@@ -315,7 +337,8 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         >>> import numpy as np
         >>> from sklearn_ecluster.cluster import EnergyAgglomerative
         >>> X = np.array([[0.0], [0.1], [5.0], [5.2]])
-        >>> model = EnergyAgglomerative(merge_percent=None, device="cpu").fit(X)
+        >>> model = EnergyAgglomerative(n_clusters=1, merge_percent=None,
+        ...                             device="cpu").fit(X)
         >>> Z = model.get_linkage_matrix()
         >>> Z[:, [0, 1, 3]]
         array([[0., 1., 2.],

@@ -31,6 +31,97 @@ LINKAGES = ("energy", "average", "single")
 REGULARIZERS = ("ssd", "ssd_merged", "size", "dispersion")
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """The merge criterion D = base + lam * R, as one immutable value.
+
+    Parameters
+    ----------
+    linkage : {"energy", "average", "single"}
+    regularizer : {"ssd", "ssd_merged", "size", "dispersion"} or None
+    lam : float
+    weighted : bool
+        The Szekely-Rizzo weight ``n m / (n + m)`` (energy linkage only).
+    """
+
+    linkage: str = "energy"
+    regularizer: str | None = "ssd"
+    lam: float = 0.9
+    weighted: bool = False
+
+    @property
+    def regularized(self):
+        """Whether R contributes (a regulariser with a non-zero weight)."""
+        return self.regularizer is not None and self.lam != 0.0
+
+    @property
+    def reducible(self):
+        """Whether the reducible engine (rounds of reciprocal nearest
+        neighbours with a Lance-Williams update) builds this criterion's tree.
+
+        Reducible means D(A u B, C) >= min(D(A, C), D(B, C)) whenever D(A, B)
+        is the least of the three (SPEC 6c). True for single and average
+        linkage and the weighted energy distance (Ward on sqrt(d)) without a
+        regulariser. Single and average linkage with ``"ssd"``,
+        ``"ssd_merged"`` or ``"size"`` are reducible too (the base is, and R
+        of a union is at least R of each part), but the Lance-Williams update
+        covers the base only, so they use the cached engine; the unweighted
+        energy distance and the other regularised criteria are not reducible
+        (the clustering guide gives a counterexample for each).
+        """
+        if self.regularized:
+            return False
+        return self.linkage in ("single", "average") or self.weighted
+
+    @property
+    def needs_moments(self):
+        """Whether the cluster means and SSD must be tracked."""
+        return needs_moments(self.regularizer)
+
+    @property
+    def pair_reduce(self):
+        """How pair values combine under a merge: sums, or minima (single)."""
+        return "amin" if self.linkage == "single" else "sum"
+
+    def lance_williams(self, d_ak, d_bk, d_ab, n_a, n_b, n_k):
+        """D(A u B, K) from D(A, K), D(B, K), D(A, B) and the sizes (reducible only).
+
+        The Lance-Williams forms of the reducible criteria, exact consequences
+        of the additivity of the pair sums (SPEC 5):
+
+        - single: ``min(D(A, K), D(B, K))``;
+        - average: ``(n_a D(A, K) + n_b D(B, K)) / (n_a + n_b)``;
+        - weighted energy (Ward on sqrt(d), whose criterion is Ward's merge
+          cost of points embedded with squared distances d):
+          ``((n_a + n_k) D(A, K) + (n_b + n_k) D(B, K) - n_k D(A, B)) / (n_a + n_b + n_k)``.
+
+        Broadcasts: ``d_ak``, ``d_bk`` (m, W), ``d_ab``, ``n_a``, ``n_b`` (m, 1),
+        ``n_k`` (1, W).
+        """
+        if not self.reducible:
+            raise ValueError(f"{self} is not reducible: no Lance-Williams update.")
+        if self.linkage == "single":
+            return torch.minimum(d_ak, d_bk)
+        if self.linkage == "average":
+            return (n_a * d_ak).addcmul_(n_b, d_bk).div_(n_a + n_b)
+        # (n_a d_ak + n_b d_bk + n_k (d_ak + d_bk - d_ab)) / (n_a + n_b + n_k), in place
+        out = torch.add(d_ak, d_bk).sub_(d_ab).mul_(n_k)
+        return out.addcmul_(n_a, d_ak).addcmul_(n_b, d_bk).div_(n_a + n_b + n_k)
+
+    def block(self, s_block, rows, cols, stats, *, symmetric=False, penalty=None,
+              out=None):
+        """Criterion values for the cluster pairs ``rows`` x ``cols``.
+
+        See :func:`criterion_block`.
+        """
+        return criterion_block(
+            s_block, rows, cols, stats, linkage=self.linkage,
+            regularizer=self.regularizer, lam=float(self.lam),
+            weighted=bool(self.weighted), symmetric=symmetric, penalty=penalty,
+            out=out,
+        )
+
+
 @dataclass
 class ClusterStats:
     """Per-cluster statistics, one entry per active cluster (slot).

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..utils import rows_per_block
-from ..utils._distances import pairwise_distances
+from ..utils._distances import distance_rows
 from ._tree import labels_at_cuts
 
 
@@ -32,7 +32,7 @@ def silhouette_scores(X, labelings, metric, working_memory=None):
                           n_buffers=3)
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
-        d = pairwise_distances(X[r0:r1], X, metric, working_memory=working_memory)
+        d = distance_rows(X, r0, r1, metric, working_memory=working_memory)
         rows = torch.arange(r1 - r0, device=X.device)
         for c, (lab, k, cnt) in enumerate(zip(labs, ks, counts, strict=False)):
             if k < 2 or k > n - 1:

@@ -1,11 +1,20 @@
-"""Functional core: :func:`energy_linkage_tree`.
+"""Functional core: :func:`energy_linkage_tree`, a short dispatcher over engines.
 
-Orchestrates the pieces: the pair matrix (:mod:`._pair_matrix`), the
-criterion (:mod:`._criterion`), the batched step (:mod:`._merge_step`) or the
-exact mode (:mod:`._exact`), and the automatic cut (:mod:`._cut`).
+One engine per mode, each in its own module, all writing to one
+:class:`~._recorder.MergeRecorder` and working on one
+:class:`~._state.ClusterState` (pair matrix + statistics + criterion):
+
+- ``"batched"`` (:mod:`._engine_batched`): the paper's schedule, many merges
+  per evaluation of the criterion;
+- ``"exact_reducible"`` (:mod:`._engine_reducible`): the exact greedy tree of a
+  reducible criterion by rounds of reciprocal nearest neighbours;
+- ``"exact_cached"`` (:mod:`._engine_exact`): the exact greedy tree of any
+  criterion with a nearest-neighbour cache.
+
+The automatic choice of the number of clusters is separate (:mod:`._cut`), as
+in scikit-learn's ``_TREE_BUILDERS`` / ``_hc_cut`` split.
 """
 
-import logging
 import time
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -16,20 +25,45 @@ from sklearn import get_config
 
 from ..utils import get_device, to_tensor
 from ..utils._sklearn import Interval, StrOptions, validate_params
-from ._criterion import (
-    LINKAGES,
-    REGULARIZERS,
-    ClusterStats,
-    merged_moments,
-    needs_moments,
-)
+from ._criterion import LINKAGES, REGULARIZERS, Criterion
 from ._cut import choose_cut
-from ._exact import ExactMerger
-from ._merge_step import CandidateCache, batched_step
-from ._pair_matrix import PairMatrix
+from ._engine_batched import build_batched
+from ._engine_exact import build_exact_cached
+from ._engine_reducible import build_exact_reducible
+from ._recorder import MergeRecorder
+from ._state import ClusterState
 from ._tree import labels_at_cuts, relabel_by_first_occurrence
 
-logger = logging.getLogger("sklearn_ecluster")
+#: the engines, by mode (see :func:`select_engine`)
+ENGINES = {
+    "batched": build_batched,
+    "exact_reducible": build_exact_reducible,
+    "exact_cached": build_exact_cached,
+}
+
+#: the hierarchy built and cut when no stopping rule is given and the fitted
+#: criterion is not an exact reducible one: the weighted energy distance
+#: without regulariser (Ward on sqrt(d)), reducible, so its cuts are nested
+#: partitions at monotone heights that the silhouette can compare
+CUT_CRITERION = Criterion(linkage="energy", regularizer=None, lam=0.0, weighted=True)
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When an engine stops: ``target`` clusters, ``max_steps`` steps, or the
+    first criterion value ``>= distance_threshold``."""
+
+    target: int = 1
+    max_steps: int | None = None
+    distance_threshold: float | None = None
+
+
+def select_engine(merge_percent, criterion):
+    """The engine of a mode: batched, else exact (reducible or cached)."""
+    if merge_percent is not None:
+        return "batched"
+    return "exact_reducible" if criterion.reducible else "exact_cached"
+
 
 PARAMETER_CONSTRAINTS = {
     "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
@@ -37,7 +71,7 @@ PARAMETER_CONSTRAINTS = {
     "lam": [Interval(Real, 0, None, closed="left")],
     "linkage": [StrOptions(set(LINKAGES))],
     "regularizer": [StrOptions(set(REGULARIZERS)), None],
-    "metric": [StrOptions({"auto", "euclidean", "sqeuclidean"})],
+    "metric": [StrOptions({"auto", "euclidean", "sqeuclidean", "precomputed"})],
     "weighted": ["boolean"],
     "merge_schedule": [StrOptions({"constant", "geometric"})],
     "distance_threshold": [Interval(Real, None, None, closed="neither"), None],
@@ -73,6 +107,11 @@ class LinkageTree:
         ``seconds``.
     metric : str
         The sample metric used.
+    criterion : Criterion
+        The criterion of the hierarchy built (the standalone one when no
+        stopping rule was given and the fitted one is not exact reducible).
+    engine : str
+        The engine that built it (a key of :data:`ENGINES`).
     cut_score : float or None
         Silhouette of the automatically chosen cut; None when no cut was
         scored (not automatic, or no cut with 2 <= K <= n_samples - 1, e.g.
@@ -87,6 +126,8 @@ class LinkageTree:
     n_steps: int
     history: dict = field(default_factory=dict)
     metric: str = "euclidean"
+    criterion: Criterion = field(default_factory=Criterion)
+    engine: str = "batched"
     cut_score: float | None = None
 
 
@@ -120,55 +161,6 @@ def _validate_init_labels(init_labels, n_samples):
                 f"init_labels must hold integers, got dtype {arr.dtype}."
             )
     return relabel_by_first_occurrence(arr)
-
-
-def _initial_stats(X, leaf_labels_t, k, linkage, regularizer, pm):
-    sizes = torch.bincount(leaf_labels_t, minlength=k).to(X.dtype)
-    stats = ClusterStats(sizes=sizes)
-    if linkage == "energy":
-        stats.within = pm.diagonal().clone()
-    if needs_moments(regularizer):
-        n = X.shape[0]
-        zero = torch.zeros(n, dtype=torch.float64, device=X.device)
-        if k == n:  # singletons (a copy: means are updated in place)
-            stats.means, stats.ssd = X.clone(), zero
-        else:  # singletons merged into the initial groups
-            ones = torch.ones(n, dtype=X.dtype, device=X.device)
-            _, stats.means, stats.ssd = merged_moments(ones, X, zero, leaf_labels_t, k)
-    return stats
-
-
-def _apply_step(pm, stats, root_np, linkage, moments):
-    """Merge the groups of one step into their representatives.
-
-    Returns the updated statistics; the slots kept when the pair matrix was
-    compacted (else None); the changed representatives and the dead slots.
-    """
-    dev = stats.sizes.device
-    w = pm.width
-    root = torch.as_tensor(root_np, device=dev)
-    moved = torch.nonzero(root != torch.arange(w, device=dev)).squeeze(1)
-    targets = root[moved]
-    keep = pm.merge(root)
-    # dead slots keep their old (finite, non-zero) statistics: they are masked
-    sizes = stats.sizes.clone().index_add_(0, targets, stats.sizes[moved])
-    means, ssd = stats.means, stats.ssd
-    if moments and moved.numel():
-        # only the groups that changed: O(m d), not O(K d)
-        touched = torch.unique(targets)
-        members = torch.cat([touched, moved])
-        local = torch.searchsorted(touched, root[members])
-        _, g_means, g_ssd = merged_moments(
-            stats.sizes[members], means[members], ssd[members], local, touched.numel()
-        )
-        means[touched] = g_means  # in place: the stats own these tensors
-        ssd[touched] = g_ssd
-    new = ClusterStats(sizes=sizes, ssd=ssd, means=means)
-    if keep is not None:
-        new = new.select(keep)
-    if linkage == "energy":
-        new.within = pm.diagonal().clone()
-    return new, keep, torch.unique(targets), moved
 
 
 def _block_budget(working_memory, n, itemsize):
@@ -258,114 +250,75 @@ def energy_linkage_tree(
                 f"n_clusters <= {k0}."
             )
     auto_cut = n_clusters is None and distance_threshold is None and max_steps is None
-    target = 1 if n_clusters is None else n_clusters
-    reduce = "amin" if linkage == "single" else "sum"
-    moments = needs_moments(regularizer)
-    crit = dict(linkage=linkage, regularizer=regularizer, lam=float(lam), weighted=bool(weighted))
-
+    criterion = Criterion(linkage=linkage, regularizer=regularizer, lam=float(lam),
+                          weighted=bool(weighted))
     working_memory = _block_budget(working_memory, k0, Xt.element_size())
+    stop = StopRule(target=1 if n_clusters is None else n_clusters, max_steps=max_steps,
+                    distance_threshold=distance_threshold)
     t_start = time.perf_counter()
     leaf_t = torch.as_tensor(leaf_labels, device=dev)
-    pm = PairMatrix.from_samples(
-        Xt, None if init_labels is None else leaf_t, k0,
-        metric=metric, reduce=reduce, working_memory=working_memory,
+    engine = select_engine(merge_percent, criterion)
+    if auto_cut and engine != "exact_reducible":
+        # no stopping rule: the hierarchy cut is the standalone one (see
+        # :data:`CUT_CRITERION`); batched and non-reducible hierarchies chain or
+        # fragment when run to the end, and their cuts are poor (SPEC 6b)
+        criterion, engine = CUT_CRITERION, "exact_reducible"
+        if metric == "sqeuclidean":
+            metric = "euclidean"
+    _check_precomputed(Xt, metric, criterion)
+    children, distances, recorder = _build(
+        Xt, leaf_t, k0, criterion, engine, stop, metric=metric,
+        working_memory=working_memory, singletons=init_labels is None, verbose=verbose,
+        schedule=dict(merge_percent=merge_percent, merge_schedule=merge_schedule,
+                      n_samples=n),
     )
-    stats = _initial_stats(Xt, leaf_t, k0, linkage, regularizer, pm)
-    node = np.arange(k0, dtype=np.int64)  # tree node id of each slot
-    children, distances = [], []
-    history = {"n_clusters": [], "n_merges": [], "max_distance": [], "seconds": []}
-    bar = _progress(verbose, k0 - target)
-
-    def record(slot_a, slot_b, value):
-        children.append((node[slot_a], node[slot_b]))
-        distances.append(value)
-        node[slot_a] = k0 + len(children) - 1
-
-    n_steps = 0
-    if merge_percent is None:
-        merger = ExactMerger(pm, stats, crit, moments)
-        while merger.n_active > target and (max_steps is None or n_steps < max_steps):
-            t0 = time.perf_counter()
-            i, j, v = merger.next_pair()
-            if distance_threshold is not None and v >= distance_threshold:
-                break
-            record(i, j, v)
-            merger.merge(i, j)
-            n_steps += 1
-            _log_step(history, merger.n_active, 1, v, time.perf_counter() - t0, verbose > 2)
-            if bar is not None:
-                bar.update(1)
-    else:
-        k = k0
-        cache = None
-        while k > target and (max_steps is None or n_steps < max_steps):
-            t0 = time.perf_counter()
-            if cache is None:
-                cache = CandidateCache(pm, stats, crit)
-            base = n if merge_schedule == "constant" else k
-            quota = min(max(1, int(merge_percent * base)), k - target)
-            merges, root, stopped = batched_step(cache, quota, distance_threshold)
-            if not merges:
-                break  # a step counts only when it merges (as in the exact mode)
-            for a, b, v in merges:
-                record(a, b, v)
-            stats, keep, changed, dead = _apply_step(pm, stats, root, linkage, moments)
-            if keep is not None:
-                node = node[keep.cpu().numpy()]
-            k = pm.k
-            if k > target and not stopped:
-                cache.update(stats, changed, dead, keep)
-            n_steps += 1
-            max_d = max(v for _, _, v in merges)
-            _log_step(history, k, len(merges), max_d, time.perf_counter() - t0,
-                      verbose == 1)
-            if bar is not None:
-                bar.update(len(merges))
-            if stopped:
-                break
-    if bar is not None:
-        bar.close()
-
-    children = np.asarray(children, dtype=np.int64).reshape(-1, 2)
-    distances = np.asarray(distances, dtype=np.float64)
-    del pm, stats  # free the N x N buffer before the cut needs memory
     cut_score = None
+    q = len(children)
     if auto_cut and len(children) > 0:
         q, cut_score = choose_cut(Xt, children, leaf_labels, k0, metric,
                                   working_memory=working_memory)
-    else:
-        q = len(children)
     labels = labels_at_cuts(children, leaf_labels, k0, [q])[q]
     if verbose:
         print(
-            f"[EnergyAgglomerative] {n_steps} steps, {len(children)} merges, "
+            f"[EnergyAgglomerative] {recorder.n_steps} steps, {len(children)} merges, "
             f"{int(labels.max()) + 1} clusters in {time.perf_counter() - t_start:.2f} s"
             + ("" if cut_score is None else f" (auto cut, silhouette {cut_score:.3f})")
         )
     return LinkageTree(
         labels=labels, children=children, distances=distances, n_leaves=k0,
-        leaf_labels=leaf_labels, n_steps=n_steps, history=history, metric=metric,
-        cut_score=cut_score,
+        leaf_labels=leaf_labels, n_steps=recorder.n_steps, history=recorder.history,
+        metric=metric, criterion=criterion, engine=engine, cut_score=cut_score,
     )
 
 
-def _log_step(history, k, n_merges, max_d, seconds, echo):
-    history["n_clusters"].append(int(k))
-    history["n_merges"].append(int(n_merges))
-    history["max_distance"].append(float(max_d))
-    history["seconds"].append(float(seconds))
-    step = len(history["n_clusters"])
-    logger.debug("step %d: %d merges, %d clusters, max D %.4g", step, n_merges, k, max_d)
-    if echo:
-        print(f"[EnergyAgglomerative] step {step}: {n_merges} merges -> {k} clusters, "
-              f"max D {max_d:.4g}, {seconds:.2f} s")
+def _build(X, leaf_t, k0, criterion, engine, stop, *, metric, working_memory, singletons,
+           verbose, schedule=None):
+    """Run one engine on fresh state; returns ``(children, distances, recorder)``.
+
+    The state (the one N x N buffer) is freed before returning.
+    """
+    state = ClusterState.from_samples(X, leaf_t, k0, criterion, metric=metric,
+                                      working_memory=working_memory,
+                                      singletons=singletons)
+    recorder = MergeRecorder(k0, verbose, total=k0 - stop.target)
+    kwargs = schedule if engine == "batched" else {}
+    ENGINES[engine](state, recorder, stop, **kwargs)
+    del state
+    children, distances = recorder.close()
+    return children, distances, recorder
 
 
-def _progress(verbose, total):
-    if verbose < 2:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is an optional extra
-        return None
-    return tqdm(total=total, desc="merges", unit="merge")
+def _check_precomputed(X, metric, criterion):
+    if metric != "precomputed":
+        return
+    if X.shape[0] != X.shape[1]:
+        raise ValueError(
+            f"metric='precomputed' needs a square distance matrix, got X of shape "
+            f"{tuple(X.shape)}."
+        )
+    if criterion.needs_moments:
+        raise ValueError(
+            f"regularizer={criterion.regularizer!r} needs the features (cluster means "
+            "and sums of squares), which metric='precomputed' does not give; use "
+            "regularizer=None or 'size', or pass the features."
+        )

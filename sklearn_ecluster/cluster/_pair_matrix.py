@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from ..utils import check_memory, rows_per_block, self_distances
-from ..utils._distances import pairwise_distances
+from ..utils._distances import distance_rows
 
 
 class PairMatrix:
@@ -92,8 +92,12 @@ class PairMatrix:
         pm = cls(storage, k, reduce, block_rows)
         S = pm.matrix
         if labels is None:
-            # written in place, strip by strip (no N x N temporary)
-            self_distances(X, metric, out=S)
+            if metric == "precomputed":
+                S.copy_(X)  # exactly symmetric, zero diagonal (the tie rules need it)
+                _symmetrize_(S, max(1, int((block_rows(k) * k) ** 0.5)))
+                S.fill_diagonal_(0.0)
+            else:  # written in place, strip by strip (no N x N temporary)
+                self_distances(X, metric, out=S)
             if reduce == "amin":
                 S.fill_diagonal_(float("inf"))  # never used: self-pairs are masked
             return pm
@@ -105,7 +109,7 @@ class PairMatrix:
         step = block_rows(n + k)
         for r0 in range(0, n, step):
             r1 = min(n, r0 + step)
-            d = pairwise_distances(X[r0:r1], X, metric, working_memory=working_memory)
+            d = distance_rows(X, r0, r1, metric, working_memory=working_memory)
             if r1 > r0:  # exact zero self-distances, as in the singleton path
                 idx = torch.arange(r0, r1, device=X.device)
                 d[idx - r0, idx] = 0.0

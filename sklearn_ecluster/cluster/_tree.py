@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._merge_step import group_roots
+from ._union_find import find, group_roots
 
 
 def relabel_by_first_occurrence(labels):
@@ -54,18 +54,11 @@ def labels_at_cuts(children, leaf_labels, n_leaves, cuts):
         if q is None or t == n_merges:
             break
         a, b = rep[children[t, 0]], rep[children[t, 1]]
-        ra, rb = _find(parent, a), _find(parent, b)
+        ra, rb = find(parent, a), find(parent, b)
         lo, hi = min(ra, rb), max(ra, rb)
         parent[hi] = lo
         rep[n_leaves + t] = lo
     return out
-
-
-def _find(parent, a):
-    while parent[a] != a:
-        parent[a] = parent[parent[a]]
-        a = parent[a]
-    return a
 
 
 def linkage_matrix(children, distances, n_leaves):

@@ -155,3 +155,17 @@ def self_distances(X, metric="euclidean", *, out=None, working_memory=None):
             c1 = min(i1, c0 + _STRIP)
             out[i1:, c0:c1] = out[c0:c1, i1:].T
     return out
+
+
+def distance_rows(X, r0, r1, metric, *, working_memory=None):
+    """Rows ``r0:r1`` of the sample distance matrix of ``X``.
+
+    ``metric="precomputed"``: ``X`` is that matrix, and the rows are a copy of
+    ``X[r0:r1]`` with an exact zero diagonal; otherwise they are computed.
+    """
+    if metric == "precomputed":
+        d = X[r0:r1].clone()
+        rows = torch.arange(r1 - r0, device=X.device)
+        d[rows, rows + r0] = 0.0
+        return d
+    return pairwise_distances(X[r0:r1], X, metric, working_memory=working_memory)

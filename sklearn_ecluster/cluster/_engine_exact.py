@@ -1,4 +1,5 @@
-"""Exact mode: one merge at a time, the criterion refreshed after every merge.
+"""The cached exact engine: one merge at a time, the criterion refreshed after
+every merge, for any criterion (reducible or not).
 
 A nearest-neighbour cache (``nn[i]``, ``nn_value[i]`` over all active j != i)
 makes each merge O(K) instead of a rescan of all K^2 pairs: after merging b
@@ -10,7 +11,7 @@ the lowest ``(i, j)`` pair, as in the batched mode.
 
 import torch
 
-from ._criterion import criterion_block, merged_moments
+from ._criterion import merged_moments
 
 
 class ExactMerger:
@@ -20,12 +21,13 @@ class ExactMerger:
     slot ids stay stable for the whole run.
     """
 
-    def __init__(self, pm, stats, crit, moments):
+    def __init__(self, state):
+        pm = state.pm
         self.pm = pm
         self.S = pm.matrix
-        self.stats = stats
-        self.crit = crit
-        self.moments = moments
+        self.stats = state.stats
+        self.criterion = state.criterion
+        self.moments = state.criterion.needs_moments
         k = pm.k
         dev = self.S.device
         self.active = torch.ones(k, dtype=torch.bool, device=dev)
@@ -40,9 +42,8 @@ class ExactMerger:
 
     def _rows(self, rows):
         """Criterion of ``rows`` against every slot; inactive and self = inf."""
-        d = criterion_block(
-            self.S.index_select(0, rows), rows, slice(None), self.stats,
-            symmetric=True, **self.crit,
+        d = self.criterion.block(
+            self.S.index_select(0, rows), rows, slice(None), self.stats, symmetric=True,
         )
         d.masked_fill_(~self.active.unsqueeze(0), float("inf"))
         d[torch.arange(rows.numel(), device=rows.device), rows] = float("inf")
@@ -100,3 +101,23 @@ class ExactMerger:
         self.nn = torch.where(closer, torch.full_like(self.nn, a), self.nn)
         self.nn_value = torch.where(closer, row_a, self.nn_value)
         self._refresh_rows(torch.nonzero(stale).squeeze(1))
+
+
+def build_exact_cached(state, recorder, stop):
+    """Greedy merges in the exact (D, i, j) order until the stopping rule.
+
+    Every merge is one step of ``history``; at ``verbose=1`` a line is printed
+    every twentieth of the merges (not one per merge).
+    """
+    merger = ExactMerger(state)
+    total = merger.n_active - stop.target
+    every = max(1, total // 20)
+    while merger.n_active > stop.target and (stop.max_steps is None
+                                             or recorder.n_steps < stop.max_steps):
+        i, j, v = merger.next_pair()
+        if stop.distance_threshold is not None and v >= stop.distance_threshold:
+            break
+        recorder.merge(i, j, v)
+        merger.merge(i, j)
+        done = recorder.n_merges
+        recorder.end_step(merger.n_active, 1, v, echo=done % every == 0 or done == total)

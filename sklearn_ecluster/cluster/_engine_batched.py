@@ -1,4 +1,4 @@
-"""One step of the batched schedule (SPEC 6, paper Algorithm 1).
+"""The batched engine: the schedule of the paper's Algorithm 1 (SPEC 6).
 
 The criterion is evaluated once for all current cluster pairs; the pairs are
 walked in ascending order (ties: lower ``(i, j)`` slot pair first) and merged
@@ -16,14 +16,15 @@ inside already joined groups), ``t`` grows.
 import numpy as np
 import torch
 
-from ._criterion import criterion_block
+from ._union_find import group_roots, walk_pairs
 
 
-def _row_block(pm, stats, crit, r0, r1):
+def _row_block(pm, stats, criterion, penalty, r0, r1):
     """Criterion of rows r0..r1-1 against the columns j > r0 (j <= i masked)."""
     k = pm.width
-    block = criterion_block(
-        pm.matrix[r0:r1, r0 + 1 :], slice(r0, r1), slice(r0 + 1, k), stats, **crit
+    block = criterion.block(
+        pm.matrix[r0:r1, r0 + 1 :], slice(r0, r1), slice(r0 + 1, k), stats,
+        penalty=penalty,
     )
     b = r1 - r0
     lower = torch.ones((b, b), dtype=torch.bool, device=block.device).tril_(-1)
@@ -47,10 +48,11 @@ class CandidateCache:
     value ``tau`` (rows whose bound is below ``tau`` are rescanned).
     """
 
-    def __init__(self, pm, stats, crit, per_row=8):
-        self.pm = pm
-        self.stats = stats
-        self.crit = crit
+    def __init__(self, state, per_row=8):
+        self.state = state
+        self.pm = pm = state.pm
+        self.stats = state.stats
+        self.criterion = state.criterion
         self.per_row = per_row
         w = pm.width
         dev = pm.storage.device
@@ -60,15 +62,12 @@ class CandidateCache:
         self.kth = torch.full((w,), float("inf"), dtype=pm.storage.dtype, device=dev)
         self._rescan(torch.arange(w, device=dev))
 
-    def _crit(self):
-        pm = self.pm
-        return {**self.crit, "penalty": pm.penalty() if pm.k < pm.width else None}
-
-    def _row_values(self, rows, crit):
+    def _row_values(self, rows, penalty):
         """Criterion of ``rows`` against every slot, pairs j <= i masked."""
         pm = self.pm
-        block = criterion_block(
-            pm.matrix.index_select(0, rows), rows, slice(None), self.stats, **crit
+        block = self.criterion.block(
+            pm.matrix.index_select(0, rows), rows, slice(None), self.stats,
+            penalty=penalty,
         )
         cols = torch.arange(pm.width, device=rows.device)
         return block.masked_fill_(cols.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
@@ -82,17 +81,17 @@ class CandidateCache:
         rows = rows[~last]
         if rows.numel() == 0:
             return
-        crit = self._crit()
+        penalty = self.state.penalty()
         step = max(1, self.pm.block_rows(w))
         for p0 in range(0, rows.numel(), step):
             sub = rows[p0 : p0 + step]
             r0, r1 = int(sub[0]), int(sub[-1]) + 1
             if r1 - r0 == sub.numel():
                 # contiguous rows: only the columns right of the first row
-                block = _row_block(self.pm, self.stats, crit, r0, r1)
+                block = _row_block(self.pm, self.stats, self.criterion, penalty, r0, r1)
                 off = r0 + 1
             else:
-                block = self._row_values(sub, crit)
+                block = self._row_values(sub, penalty)
                 off = 0
             rr = min(self.per_row, block.shape[1])
             v, c = torch.topk(block, rr, dim=1, largest=False, sorted=True)
@@ -101,20 +100,18 @@ class CandidateCache:
             self.cols[sub, :rr] = c + off
             self.kth[sub] = v[:, -1] if rr == self.per_row else float("inf")
 
-    def update(self, stats, changed, dead, keep):
-        """Refresh after a merge step.
+    def update(self, changed, dead, keep):
+        """Refresh after a merge step (the state's statistics are the new ones).
 
         Parameters
         ----------
-        stats : ClusterStats
-            The statistics after the step (compacted when ``keep`` is given).
         changed, dead : LongTensor
             Group representatives whose cluster changed, and the slots merged
             away, in the numbering *before* the step's compaction.
         keep : LongTensor or None
             Slots kept by a compaction (old numbering), or None.
         """
-        self.stats = stats
+        self.stats = self.state.stats
         dev = self.values.device
         w_old = self.values.shape[0]
         stale = torch.zeros(w_old, dtype=torch.bool, device=dev)
@@ -143,7 +140,7 @@ class CandidateCache:
         if changed.numel() == 0:
             return
         pm = self.pm
-        crit = self._crit()
+        penalty = self.state.penalty()
         w = pm.width
         dev = changed.device
         m = changed.numel()
@@ -156,7 +153,8 @@ class CandidateCache:
             # transposed rows S[changed, r0:r1] (contiguous reads, not a gather
             # of single elements)
             s_block = pm.matrix[:, r0:r1].index_select(0, changed).T
-            block = criterion_block(s_block, slice(r0, r1), changed, self.stats, **crit)
+            block = self.criterion.block(s_block, slice(r0, r1), changed, self.stats,
+                                         penalty=penalty)
             block.masked_fill_(changed.unsqueeze(0) <= rows.unsqueeze(1), float("inf"))
             # changed rows were rescanned in full: keep their lists as they are
             block.masked_fill_(_member(rows, changed).unsqueeze(1), float("inf"))
@@ -203,12 +201,12 @@ class CandidateCache:
             in_dense = np.isin(i, dense)
             v, i, j = v[~in_dense], i[~in_dense], j[~in_dense]
             rows_t = torch.as_tensor(dense, device=self.values.device)
-            crit = self._crit()
+            penalty = self.state.penalty()
             step = max(1, self.pm.block_rows(w))
             extra_v, extra_i, extra_j = [v], [i], [j]
             for p0 in range(0, dense.size, step):
                 rows = rows_t[p0 : p0 + step]
-                block = self._row_values(rows, crit)
+                block = self._row_values(rows, penalty)
                 sel = torch.nonzero(block < tau)
                 extra_v.append(block[sel[:, 0], sel[:, 1]].double().cpu().numpy())
                 extra_i.append(rows[sel[:, 0]].cpu().numpy())
@@ -235,54 +233,6 @@ def _member(values, sorted_set):
     return sorted_set[pos] == values
 
 
-def walk_pairs(values, i, j, n_slots, quota, threshold):
-    """Kruskal-style walk: accept pairs whose sides are not yet joined.
-
-    Returns
-    -------
-    merges : list of (root_a, root_b, value)
-        In walking order; ``root_a < root_b`` are the group representatives
-        (smallest slots) at the time of the merge.
-    parent : ndarray (n_slots,)
-        Union-find forest after the walk (roots are group minima).
-    stopped_by_threshold : bool
-    """
-    parent = list(range(n_slots))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    merges = []
-    stopped = False
-    for v, a, b in zip(values.tolist(), i.tolist(), j.tolist(), strict=False):
-        if len(merges) >= quota:
-            break
-        if threshold is not None and v >= threshold:
-            stopped = True
-            break
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            continue
-        if rb < ra:
-            ra, rb = rb, ra
-        parent[rb] = ra
-        merges.append((ra, rb, v))
-    return merges, np.asarray(parent, dtype=np.int64), stopped
-
-
-def group_roots(parent):
-    """Root (group minimum) of every slot, by vectorised pointer jumping."""
-    root = parent.copy()
-    while True:
-        nxt = root[root]
-        if np.array_equal(nxt, root):
-            return root
-        root = nxt
-
-
 def batched_step(cache, quota, threshold):
     """Select the merges of one step.
 
@@ -298,3 +248,32 @@ def batched_step(cache, quota, threshold):
         if len(merges) >= quota or stopped or complete:
             return merges, group_roots(parent), stopped
         n_candidates *= 4
+
+
+def build_batched(state, recorder, stop, *, merge_percent, merge_schedule, n_samples):
+    """Run batched steps until the stopping rule; the merges go to ``recorder``.
+
+    Each step merges ``max(1, int(merge_percent * base))`` pairs, ``base`` the
+    number of samples (``"constant"``, the paper) or of current clusters
+    (``"geometric"``), found from one evaluation of the criterion.
+    """
+    cache = None
+    while state.k > stop.target and (stop.max_steps is None
+                                     or recorder.n_steps < stop.max_steps):
+        if cache is None:
+            cache = CandidateCache(state)
+        base = n_samples if merge_schedule == "constant" else state.k
+        quota = min(max(1, int(merge_percent * base)), state.k - stop.target)
+        merges, root, stopped = batched_step(cache, quota, stop.distance_threshold)
+        if not merges:
+            break  # a step counts only when it merges (as in the exact mode)
+        for a, b, v in merges:
+            recorder.merge(a, b, v)
+        keep, changed, dead = state.merge_groups(root)
+        if keep is not None:
+            recorder.compact(keep)
+        if state.k > stop.target and not stopped:
+            cache.update(changed, dead, keep)
+        recorder.end_step(state.k, len(merges), max(v for _, _, v in merges))
+        if stopped:
+            break

@@ -1,0 +1,294 @@
+"""The reducible exact engine: rounds of reciprocal nearest neighbours (SPEC 6c).
+
+For a reducible criterion (single, average, the weighted energy distance, all
+without a regulariser) two clusters that are each other's nearest neighbour
+stay so whatever else merges, so the greedy algorithm merges them sooner or
+later: merging every such pair of a round at once gives the same dendrogram
+(the argument behind the nearest-neighbour chain of fastcluster and the RAC
+algorithm of Sumengen et al. 2021).
+
+The engine turns the pair matrix into the criterion matrix D in place (one
+pass), then updates D itself by the criterion's Lance-Williams form
+(:meth:`~._criterion.Criterion.lance_williams`; average linkage keeps the
+additive sums instead, for exact ties): a round costs one gather and minimum
+per row whose neighbour merged, plus O(m K) for the m merged rows, the same
+order of work as the nearest-neighbour chain, vectorised.
+
+Exact ties need care, since the greedy order breaks them by the lowest
+``(i, j)`` slot pair: a pair is merged in a round only when both rows have a
+*unique* minimum; when no such pair exists the round merges the single pair
+the greedy algorithm takes next. The merges are then put in the greedy order
+(ascending criterion, ties by slots, children before parents), so every cut
+of the sequence is the greedy clustering with that many merges.
+"""
+
+import heapq
+
+import numpy as np
+import torch
+
+INF = float("inf")
+
+
+class _ReducibleState:
+    """The pair values of the live clusters, with their sizes.
+
+    Single linkage and the weighted energy keep the criterion matrix D itself,
+    updated by the Lance-Williams form; average linkage keeps the pair sums
+    S (additive, SPEC 5) and divides by ``n_a n_b`` when a row is read, so that
+    its values are the correctly rounded quotients the tie rule relies on.
+    Dead slots (merged away) hold +inf in their row and column until a
+    compaction moves the live block to the front of the same buffer.
+    """
+
+    compact_fraction = 0.4
+
+    def __init__(self, state):
+        pm, stats, criterion = state.pm, state.stats, state.criterion
+        self.pm = pm
+        self.criterion = criterion
+        self.sums = criterion.linkage == "average"
+        M = pm.matrix
+        if not self.sums:
+            step = max(1, pm.block_rows(pm.width))
+            for r0 in range(0, pm.width, step):  # S -> D in place, block by block
+                r1 = min(pm.width, r0 + step)
+                M[r0:r1] = criterion.block(M[r0:r1], slice(r0, r1), slice(None), stats,
+                                           symmetric=True)
+        M.fill_diagonal_(INF)
+        self.sizes = stats.sizes.to(M.dtype).clone()
+        self.alive = torch.ones(pm.width, dtype=torch.bool, device=M.device)
+
+    @property
+    def k(self):
+        return int(self.alive.sum())
+
+    def rows(self, rows, cols=None):
+        """Criterion values of ``rows`` x ``cols`` (all columns when None), a copy."""
+        M = self.pm.matrix
+        if cols is None:
+            d = M.index_select(0, rows)
+            if self.sums:
+                d /= self.sizes[rows].unsqueeze(1) * self.sizes.unsqueeze(0)
+            return d
+        # M is symmetric: the columns M[rows, cols] read as the rows M[cols, rows]
+        d = M.index_select(0, cols).index_select(1, rows).T
+        if self.sums:
+            d = d / (self.sizes[rows].unsqueeze(1) * self.sizes[cols].unsqueeze(0))
+        return d
+
+    def merge_pairs(self, lo, hi, d_ab):
+        """Merge cluster ``hi[t]`` into ``lo[t]`` for every t (disjoint pairs).
+
+        Returns the slots kept by a compaction (None when there was none).
+        """
+        M = self.pm.matrix
+        n = self.sizes
+        n_a, n_b = n[lo].unsqueeze(1), n[hi].unsqueeze(1)
+        dab = d_ab.unsqueeze(1)
+        r_a, r_b = M.index_select(0, lo), M.index_select(0, hi)
+        if self.sums:  # S(A u B, K) = S(A, K) + S(B, K), twice for two new clusters
+            new = r_a.add_(r_b)
+            sub = new[:, lo] + new[:, hi]
+        else:
+            lw = self.criterion.lance_williams
+            new = lw(r_a, r_b, dab, n_a, n_b, n.unsqueeze(0))
+            # pairs of two new clusters: the update once more over the other side
+            sub = lw(new[:, lo], new[:, hi], dab.T, n_a.T, n_b.T, n_a + n_b)
+        sub = torch.triu(sub, 1) + torch.triu(sub, 1).T  # exactly symmetric
+        new[:, lo] = sub
+        new[:, hi] = INF
+        new[torch.arange(lo.numel(), device=lo.device), lo] = INF
+        # rows, then the same values as columns, each in one indexed copy
+        both = torch.cat([lo, hi])
+        rows = torch.cat([new, torch.full_like(new, INF)])
+        M.index_copy_(0, both, rows)
+        M.index_copy_(1, both, rows.T)
+        n[lo] += n[hi]
+        self.alive[hi] = False
+        w = self.alive.numel()
+        if w - self.k < self.compact_fraction * w:
+            return None
+        keep = torch.nonzero(self.alive).squeeze(1)
+        self.pm._compact(keep)  # the live block to the front of the buffer
+        self.sizes = self.sizes[keep]
+        self.alive = torch.ones(keep.numel(), dtype=torch.bool, device=keep.device)
+        return keep
+
+
+class _NearestCache:
+    """First nearest slot, its criterion value and a tie flag, for every slot.
+
+    A row is rescanned only when its neighbour merged (or it merged itself);
+    the other rows are compared with the new clusters' columns. For a
+    reducible criterion a new cluster is never strictly closer than a row's
+    neighbour in exact arithmetic, so that comparison only catches exact ties
+    and rounding, but it keeps the cache exactly the greedy algorithm's.
+    """
+
+    def __init__(self, rs):
+        self.rs = rs
+        w = rs.alive.numel()
+        M = rs.pm.matrix
+        dev = M.device
+        self.val = torch.full((w,), INF, dtype=M.dtype, device=dev)
+        self.nn = torch.zeros(w, dtype=torch.long, device=dev)
+        self.tied = torch.zeros(w, dtype=torch.bool, device=dev)
+        self.rescan(torch.arange(w, device=dev))
+
+    def rescan(self, rows):
+        if rows.numel() == 0:
+            return
+        pm = self.rs.pm
+        step = max(1, pm.block_rows(pm.width))
+        for p0 in range(0, rows.numel(), step):
+            sub = rows[p0 : p0 + step]
+            d = self.rs.rows(sub)  # a copy: modified below
+            v, j = torch.min(d, dim=1)  # first minimum: lowest j among ties
+            d[torch.arange(sub.numel(), device=sub.device), j] = INF
+            self.val[sub] = v
+            self.nn[sub] = j
+            self.tied[sub] = torch.min(d, dim=1).values == v  # a second minimum
+            del d
+
+    def compare_new(self, rows, new):
+        """Rows ``rows`` against the new clusters ``new`` (ascending slots)."""
+        if rows.numel() == 0 or new.numel() == 0:
+            return
+        d = self.rs.rows(rows, new)
+        v, pos = torch.min(d, dim=1)
+        col = new[pos]
+        cur_v, cur_j = self.val[rows], self.nn[rows]
+        better = (v < cur_v) | ((v == cur_v) & (col < cur_j))
+        several = (d == v.unsqueeze(1)).sum(1) > 1
+        self.tied[rows] = torch.where(v < cur_v, several, self.tied[rows] | (v == cur_v))
+        self.val[rows] = torch.where(better, v, cur_v)
+        self.nn[rows] = torch.where(better, col, cur_j)
+
+    def compact(self, keep):
+        new_of_old = torch.full((self.val.numel(),), -1, dtype=torch.long,
+                                device=keep.device)
+        new_of_old[keep] = torch.arange(keep.numel(), device=keep.device)
+        self.val = self.val[keep]
+        self.tied = self.tied[keep]
+        self.nn = new_of_old[self.nn[keep]].clamp_(min=0)  # stale rows are rescanned
+        return new_of_old
+
+
+def build_exact_reducible(state, recorder, stop):
+    """The exact greedy dendrogram of a reducible criterion, by RNN rounds."""
+    n_leaves = state.k
+    q_max = n_leaves - stop.target
+    if stop.max_steps is not None:
+        q_max = min(q_max, stop.max_steps)
+    threshold = stop.distance_threshold
+    rs = _ReducibleState(state)
+    del state  # its statistics are not needed any more; D holds everything
+    dev = rs.pm.matrix.device
+    cache = _NearestCache(rs)
+    heights = []
+    n_round = 0
+    while rs.k > 1:
+        val, nn, tied = cache.val, cache.nn, cache.tied
+        w = val.numel()
+        slots = torch.arange(w, device=dev)
+        vmin = float(val.min())
+        if len(heights) >= q_max and np.count_nonzero(np.asarray(heights) < vmin) >= q_max:
+            break  # every later merge is at least vmin: the first q_max are known
+        ok = rs.alive & torch.isfinite(val) & ~tied
+        ok &= (nn[nn] == slots) & (slots < nn) & ok[nn]
+        if threshold is not None:
+            ok &= val < threshold
+        i = torch.nonzero(ok).squeeze(1)
+        if i.numel() == 0:
+            # no clean reciprocal pair: the pair the greedy order takes next
+            if not np.isfinite(vmin) or (threshold is not None and vmin >= threshold):
+                break
+            i = torch.argmin(val).reshape(1)  # first minimum: lowest i
+        j = nn[i]
+        lo, hi = torch.minimum(i, j), torch.maximum(i, j)
+        d_ab = val[i]
+        values = d_ab.double().cpu().tolist()
+        for a, b, v in zip(lo.tolist(), hi.tolist(), values, strict=True):
+            recorder.merge(a, b, v)
+        heights.extend(values)
+        # rows whose neighbour merged, and the merged rows, are rescanned
+        changed = torch.zeros(w, dtype=torch.bool, device=dev)
+        changed[lo] = True
+        changed[hi] = True
+        stale = changed[nn] | changed
+        stale[hi] = False
+        keep = rs.merge_pairs(lo, hi, d_ab)
+        cache.val[hi] = INF
+        new = torch.sort(lo).values
+        if keep is not None:
+            recorder.compact(keep)
+            new = cache.compact(keep)[new]
+            stale = stale[keep]
+        cache.compare_new(torch.nonzero(rs.alive & ~stale).squeeze(1), new)
+        cache.rescan(torch.nonzero(rs.alive & stale).squeeze(1))
+        n_round += 1
+        recorder.say(f"round {n_round}: {len(values)} merges -> {rs.k} clusters, "
+                     f"max D {max(values):.4g}")
+        recorder.advance(len(values))
+    children, distances = recorder.children, recorder.distances
+    order = greedy_order(np.asarray(children, dtype=np.int64).reshape(-1, 2),
+                         np.asarray(distances, dtype=np.float64), n_leaves)
+    recorder.replace_sequence(*_renumber(children, distances, order, n_leaves, q_max))
+
+
+def greedy_order(children, distances, n_leaves):
+    """Order of the merges that the greedy algorithm follows.
+
+    The greedy algorithm takes the available merge (both children exist) of
+    least ``(D, lo, hi)``, where ``lo < hi`` are the smallest leaves of the two
+    children (a cluster's slot is its smallest leaf). When the plain sort by
+    that key already puts children before parents (no ties against the tree
+    order), it is the answer; else a heap over the available merges decides.
+    """
+    n = len(children)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = np.empty(n_leaves + n, dtype=np.int64)
+    key[:n_leaves] = np.arange(n_leaves)
+    lo = np.empty(n, dtype=np.int64)
+    hi = np.empty(n, dtype=np.int64)
+    for t, (a, b) in enumerate(children.tolist()):  # a node's key needs its children's
+        ka, kb = key[a], key[b]
+        lo[t], hi[t] = (ka, kb) if ka < kb else (kb, ka)
+        key[n_leaves + t] = lo[t]
+    order = np.lexsort((hi, lo, distances))
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    internal = children >= n_leaves
+    child_pos = np.where(internal, position[np.where(internal, children - n_leaves, 0)], -1)
+    if np.all(child_pos.max(axis=1) < position):
+        return order
+    # a tie put a parent before its child: topological order by heap
+    parent_of = np.full(n, -1, dtype=np.int64)
+    waiting = internal.sum(axis=1)
+    for t in range(n):
+        for c in children[t][internal[t]]:
+            parent_of[c - n_leaves] = t
+    heap = [(distances[t], lo[t], hi[t], t) for t in range(n) if waiting[t] == 0]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        *_, t = heapq.heappop(heap)
+        out.append(t)
+        p = parent_of[t]
+        if p >= 0:
+            waiting[p] -= 1
+            if waiting[p] == 0:
+                heapq.heappush(heap, (distances[p], lo[p], hi[p], p))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _renumber(children, distances, order, n_leaves, q_max):
+    """Children and distances in ``order``, node ids renumbered, first ``q_max``."""
+    children = np.asarray(children, dtype=np.int64).reshape(-1, 2)
+    distances = np.asarray(distances, dtype=np.float64)
+    new_id = np.arange(n_leaves + len(children), dtype=np.int64)
+    new_id[n_leaves + order] = n_leaves + np.arange(len(order))
+    out = new_id[children[order]]
+    return out[:q_max], distances[order][:q_max]
