@@ -244,3 +244,18 @@ def test_self_training_run_repeats_bit_for_bit(deterministic):
     assert_same_state_dict(a.feature_extractor_.model_, b.feature_extractor_.model_)
     assert np.array_equal(a.transform(X), b.transform(X))
     assert a.feature_extractor_.loss_history_ == b.feature_extractor_.loss_history_
+
+
+def test_random_state_none_leaves_the_global_rngs_alone_too():
+    """None draws fresh OS entropy (sklearn's check_random_state(None) would
+    advance NumPy's global generator)."""
+    X = images(8, seed=5)
+    before = global_rng_states()
+    ext = ReIDFeatureExtractor(tiny_backbone(), image_size=SIZE, embedding_dim=8,
+                               epochs=1, train_batch_size=4, device="cpu")
+    ext.fit(X, np.arange(8) % 2).transform(X)
+    assert_global_rng_unchanged(before)
+    loop = SelfTrainingReID(ext, EnergyAgglomerative(device="cpu"), merge_percent=0.25,
+                            n_rounds=2).fit(X)
+    assert_global_rng_unchanged(before)
+    assert loop.n_iter_ == 2
