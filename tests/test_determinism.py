@@ -259,3 +259,13 @@ def test_random_state_none_leaves_the_global_rngs_alone_too():
                             n_rounds=2).fit(X)
     assert_global_rng_unchanged(before)
     assert loop.n_iter_ == 2
+
+
+@pytest.mark.gpu
+def test_cuda_fit_with_deterministic_true_repeats_bit_for_bit():
+    X, y = images(12, seed=0), np.arange(12) % 3
+    runs = [extractor(device="cuda", deterministic=True).fit(X, y) for _ in range(2)]
+    assert runs[0].loss_history_ == runs[1].loss_history_
+    assert_same_state_dict(runs[0].model_, runs[1].model_)
+    assert np.array_equal(runs[0].transform(X), runs[1].transform(X))
+    assert not torch.are_deterministic_algorithms_enabled()  # restored
