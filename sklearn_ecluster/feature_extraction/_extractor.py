@@ -206,7 +206,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
     ``num_workers`` (the workers are seeded from ``random_state``; a run with
     workers draws other augmentations than one without). On CUDA, cuDNN and
     atomic additions may be non-deterministic: set ``deterministic=True``.
-    Other machines give the same results up to float32 rounding only.
+    Another CPU kind or thread count rounds float32 sums differently, and
+    training amplifies the difference (see the reproducibility guide).
 
     Examples
     --------
