@@ -14,6 +14,7 @@ from torch import nn
 
 from ..datasets import build_transforms
 from ..utils import get_device
+from ..utils._determinism import deterministic_algorithms
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._memory_loss import MEMORY_INITS, init_memory
@@ -144,6 +145,15 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         state is left unchanged.
     verbose : int, default=0
         0 silent; 1 one line per epoch; 2 progress bars (tqdm).
+    deterministic : bool, default=False
+        Run :meth:`fit` and :meth:`transform` under torch's deterministic mode:
+        ``torch.use_deterministic_algorithms(True)``, cuDNN's
+        ``deterministic=True`` and ``benchmark=False`` (and
+        ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when unset), the previous global
+        settings being restored afterwards. Needed for repeatable runs on CUDA
+        (slower there); on the CPU, runs with the same ``random_state`` and
+        thread count repeat without it. See the :doc:`reproducibility guide
+        </user_guide/reproducibility>`.
 
     Attributes
     ----------
@@ -192,8 +202,12 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
     :meth:`load_weights` write and read a plain state_dict.
 
     **Reproducibility.** With an int ``random_state`` two fits on the CPU
-    give the same network. On CUDA, cuDNN may choose non-deterministic
-    kernels.
+    with the same thread count give the same network, bit for bit, whatever
+    ``num_workers`` (the workers are seeded from ``random_state``; a run with
+    workers draws other augmentations than one without). On CUDA, cuDNN and
+    atomic additions may be non-deterministic: set ``deterministic=True``.
+    Another CPU kind or thread count rounds float32 sums differently, and
+    training amplifies the difference (see the reproducibility guide).
 
     Examples
     --------
@@ -240,6 +254,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "deterministic": ["boolean"],
     }
 
     def __init__(
@@ -270,6 +285,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        deterministic=False,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -296,6 +312,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.deterministic = deterministic
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -321,7 +338,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         labels = None if y is None else _check_labels(y, n)
         device = get_device(self.device, X)
         order_seed, rng_seed = make_seeds(self.random_state)
-        with local_torch_rng(rng_seed, device):
+        with deterministic_algorithms(self.deterministic), local_torch_rng(rng_seed, device):
             if not (self.warm_start and hasattr(self, "model_")):
                 self.model_ = self._build_network(image_size)
             self.model_.to(device).eval()
@@ -396,8 +413,9 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         image_size = _check_image_size(self.image_size)
         data = check_images(X)
-        return self._extract(data, image_size, output=self.output,
-                             normalize=self.normalize, flip=self.flip)
+        with deterministic_algorithms(self.deterministic):
+            return self._extract(data, image_size, output=self.output,
+                                 normalize=self.normalize, flip=self.flip)
 
     def _extract(self, data, image_size, *, output, normalize, flip):
         model, device = self.model_, self.device_

@@ -189,8 +189,11 @@ def eval_batches(data, transform, image_size, *, batch_size, device, num_workers
 def train_loader(data, labels, transform, *, batch_size, generator, device, num_workers=0):
     """A shuffling DataLoader of ``(augmented image, label)`` for one fit.
 
-    The order (and the workers' seeds) come from ``generator``. A final batch of
-    a single image is dropped: BatchNorm cannot train on one sample.
+    The order and the workers' seeds come from ``generator``: every epoch,
+    DataLoader draws a base seed from it and seeds ``torch``, ``random`` and
+    NumPy in worker ``i`` from ``base + i``, so a seeded ``generator`` makes the
+    augmentations repeat with any ``num_workers``. A final batch of a single
+    image is dropped: BatchNorm cannot train on one sample.
     """
     if isinstance(data, torch.Tensor):
         data = list(data.detach().cpu())

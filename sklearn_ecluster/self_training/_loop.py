@@ -74,6 +74,14 @@ def _check_eval_set(eval_set):
     return out
 
 
+def _round_seeds(random_state, size):
+    """One int32 seed per round; None draws OS entropy, not NumPy's global RNG."""
+    high = np.iinfo(np.int32).max
+    if random_state is None:  # check_random_state(None) would advance the global RNG
+        return np.random.default_rng().integers(high, size=size)
+    return check_random_state(random_state).randint(high, size=size)
+
+
 def _n_items(X):
     shape = getattr(X, "shape", None)
     return int(shape[0]) if shape is not None else len(X)
@@ -127,7 +135,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         :meth:`fit` with the same arguments resumes from the last completed
         round and ends with the same result as an uninterrupted run.
     random_state : int, RandomState instance or None, default=None
-        Seeds each round's fine-tuning (round ``r`` gets its own seed).
+        Seeds each round's fine-tuning (round ``r`` gets its own seed). An
+        int gives the same run every time on one machine with the same thread
+        count; None draws fresh entropy from the OS. NumPy's and torch's
+        global RNG states are left unchanged.
     verbose : int, default=0
         0 silent; 1 one line per round; 2 also the extractor's progress bars.
 
@@ -305,8 +316,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             fingerprint = self._fingerprint(X, y, eval_set)
             state = read_checkpoint(self.checkpoint_dir, fingerprint)
         if state is None:
-            seeds = check_random_state(self.random_state).randint(
-                np.iinfo(np.int32).max, size=self.n_rounds or (n // m + 2))
+            seeds = _round_seeds(self.random_state, self.n_rounds or (n // m + 2))
             state = {
                 "fingerprint": fingerprint, "round": 0, "done": False,
                 "labels": np.arange(n, dtype=np.int64), "extractor": extractor,
