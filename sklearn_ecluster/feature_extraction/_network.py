@@ -19,7 +19,6 @@ from torch import nn
 
 from ..utils._sklearn import Interval, validate_params
 from ..utils._validation import check_int_pair
-
 from ._weights import (
     check_cached,
     read_state_dict,
