@@ -629,7 +629,9 @@ def test_clone_fit_does_not_overwrite_params_and_not_fitted_errors(arrays):
 
 @pytest.mark.parametrize("params, error, match", [
     ({"output": "fc7"}, ValueError, "'output' parameter"),
-    ({"image_size": (32,)}, ValueError, r"image_size=\(32,\) must be a \(height, width\)"),
+    ({"image_size": (32,)}, ValueError, r"image_size must be a pair of ints >= 1.*\(32,\)"),
+    ({"image_size": (32, True)}, TypeError, r"image_size must be a pair of ints.*True"),
+    ({"image_size": 32}, TypeError, "'image_size' parameter"),
     ({"image_size": (32, 0)}, ValueError, "image_size"),
     ({"train_batch_size": 1}, ValueError, "'train_batch_size' parameter"),
     ({"memory_momentum": 1.5}, ValueError, "'memory_momentum' parameter"),
@@ -638,7 +640,7 @@ def test_clone_fit_does_not_overwrite_params_and_not_fitted_errors(arrays):
     ({"backbone": "not_a_model"}, ValueError, r"not a torchvision classification model.*"
                                               "resnet18"),
     ({"device": "gpu"}, ValueError, "device='gpu'"),
-    ({"weights": 3}, ValueError, "'weights' parameter"),
+    ({"weights": 3}, TypeError, "'weights' parameter"),
 ])
 def test_bad_parameters(arrays, params, error, match):
     with pytest.raises(error, match=match):
@@ -646,9 +648,9 @@ def test_bad_parameters(arrays, params, error, match):
 
 
 @pytest.mark.parametrize("X, y, error, match", [
-    (lambda a: a, [0, 1], ValueError, "y has 2 labels but X has 6 images"),
+    (lambda a: a, [0, 1], ValueError, "y has 2 entries but X has 6"),
     (lambda a: a, [4] * 6, ValueError, r"single class \(4\).*at least 2"),
-    (lambda a: a, np.zeros((6, 2)), ValueError, "1-D array of labels"),
+    (lambda a: a, np.zeros((6, 2)), ValueError, r"y must be 1-D, got shape \(6, 2\)"),
     (lambda a: a, [0.0, 1, np.nan, 0, 1, 0], ValueError, "NaN"),
     (lambda a: [a[0], a[1], {"img": 1}], None, TypeError, r"X\[2\] has type dict"),
     (lambda a: [a[0], 3.5], None, TypeError, r"X\[1\] has type float"),

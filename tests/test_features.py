@@ -79,27 +79,27 @@ def test_groups_are_recoverable_but_not_trivial():
 
 
 @pytest.mark.parametrize(
-    "params, name",
+    "params, exc, name",
     [
-        ({"n_samples": 0}, "n_samples"),
-        ({"n_samples": 10.5}, "n_samples"),
-        ({"n_identities": 0}, "n_identities"),
-        ({"n_features": 0}, "n_features"),
-        ({"n_cameras": 0}, "n_cameras"),
-        ({"n_informative": 0}, "n_informative"),
-        ({"n_informative": 64, "n_features": 8}, "n_informative"),
-        ({"min_size": 0}, "min_size"),
-        ({"min_size": 5, "max_size": 4}, "max_size"),
-        ({"n_samples": 10, "n_identities": 6}, "n_samples"),
-        ({"n_samples": 1000, "n_identities": 5, "max_size": 20}, "n_samples"),
-        ({"size_sigma": -1.0}, "size_sigma"),
-        ({"camera_shift": float("nan")}, "camera_shift"),
-        ({"view_shift": -0.1}, "view_shift"),
-        ({"noise": "large"}, "noise"),
-        ({"dtype": np.int32}, "dtype"),
+        ({"n_samples": 0}, ValueError, "n_samples"),
+        ({"n_samples": 10.5}, TypeError, "n_samples"),
+        ({"n_identities": 0}, ValueError, "n_identities"),
+        ({"n_features": 0}, ValueError, "n_features"),
+        ({"n_cameras": 0}, ValueError, "n_cameras"),
+        ({"n_informative": 0}, ValueError, "n_informative"),
+        ({"n_informative": 64, "n_features": 8}, ValueError, "n_informative"),
+        ({"min_size": 0}, ValueError, "min_size"),
+        ({"min_size": 5, "max_size": 4}, ValueError, "max_size"),
+        ({"n_samples": 10, "n_identities": 6}, ValueError, "n_samples"),
+        ({"n_samples": 1000, "n_identities": 5, "max_size": 20}, ValueError, "n_samples"),
+        ({"size_sigma": -1.0}, ValueError, "size_sigma"),
+        ({"camera_shift": float("nan")}, ValueError, "camera_shift"),
+        ({"view_shift": -0.1}, ValueError, "view_shift"),
+        ({"noise": "large"}, TypeError, "noise"),
+        ({"dtype": np.int32}, ValueError, "dtype"),
     ],
 )
-def test_invalid_parameters(params, name):
+def test_invalid_parameters(params, exc, name):
     kwargs = {"n_samples": 40, "n_identities": 4, "n_features": 8, **params}
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(exc, match=name):
         make_reid_features(**kwargs)

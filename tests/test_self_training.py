@@ -193,11 +193,12 @@ def test_bad_arguments_give_clear_errors():
         _loop(merge_percent=1.5).fit(X)
     with pytest.raises(TypeError, match="init_labels"):
         _loop(clusterer=AgglomerativeClustering()).fit(X)
-    with pytest.raises(ValueError, match="y has shape"):
+    with pytest.raises(ValueError, match="y has 5 entries but X has 12"):
         _loop().fit(X, np.zeros(5))
     with pytest.raises(TypeError, match="eval_set"):
         _loop().fit(X, eval_set=[1, 2, 3])
-    with pytest.raises(ValueError, match="query part"):
+    with pytest.raises(ValueError, match="eval_set query pids has 3 entries but the eval_set "
+                                         "query part's images has"):
         q, qp, qc, g, gp, gc = _eval_set()
         _loop().fit(X, eval_set=(q, qp[:3], qc, g, gp, gc))
 

@@ -161,7 +161,7 @@ def test_n_train_identities(tmp_path):
         ({"images_per_identity": (2, 5)}, ValueError, r"images_per_identity.*\(2, 5\)"),
         ({"images_per_identity": (6, 5)}, ValueError, r"images_per_identity.*\(6, 5\)"),
         ({"images_per_identity": 5}, TypeError, r"images_per_identity.*5"),
-        ({"image_size": (32,)}, TypeError, r"image_size.*\(32,\)"),
+        ({"image_size": (32,)}, ValueError, r"image_size.*\(32,\)"),
         ({"image_size": (32, 0)}, ValueError, r"image_size.*\(32, 0\)"),
         ({"image_size": (32.0, 16)}, TypeError, r"image_size.*\(32\.0, 16\)"),
         ({"image_size": "32x16"}, TypeError, r"image_size.*'32x16'"),

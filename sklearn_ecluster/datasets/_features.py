@@ -10,28 +10,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ..utils._sklearn import Interval, validate_params
+
 __all__ = ["make_reid_features"]
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, Integral | np.integer):
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-    return int(value)
-
-
-def _check_real(name, value, low, *, closed=True):
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, Real | np.floating | np.integer)
-        and np.isfinite(value)
-        and (value >= low if closed else value > low)
-    )
-    if not ok:
-        sign = ">=" if closed else ">"
-        raise ValueError(f"{name} must be a finite number {sign} {low}, got {value!r}.")
-    return float(value)
 
 
 def _group_sizes(n_samples, n_identities, min_size, max_size, sigma, rng):
@@ -70,6 +51,29 @@ def _unit_rows(rng, n, dim):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+_COUNT = [Interval(Integral, 1, None, closed="left")]
+_LENGTH = [Interval(Real, 0, None, closed="left")]  # inf and NaN are outside
+
+
+@validate_params(
+    {
+        "n_samples": _COUNT,
+        "n_identities": _COUNT,
+        "n_features": _COUNT,
+        "n_cameras": _COUNT,
+        "n_informative": [*_COUNT, None],
+        "min_size": _COUNT,
+        "max_size": _COUNT,
+        "size_sigma": _LENGTH,
+        "camera_shift": _LENGTH,
+        "view_shift": _LENGTH,
+        "noise": _LENGTH,
+        "shuffle": ["boolean"],
+        "dtype": "no_validation",  # any form np.dtype takes; checked below
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_reid_features(
     n_samples=12936,
     n_identities=751,
@@ -167,15 +171,9 @@ def make_reid_features(
     >>> int(np.bincount(y).sum()), int(camids.max()) < 3
     (60, True)
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_identities = _check_int("n_identities", n_identities, 1)
-    n_features = _check_int("n_features", n_features, 1)
-    n_cameras = _check_int("n_cameras", n_cameras, 1)
-    min_size = _check_int("min_size", min_size, 1)
-    max_size = _check_int("max_size", max_size, 1)
-    if n_informative is None:
-        n_informative = min(64, n_features)
-    n_informative = _check_int("n_informative", n_informative, 1)
+    n_samples, n_identities, n_features = int(n_samples), int(n_identities), int(n_features)
+    n_cameras, min_size, max_size = int(n_cameras), int(min_size), int(max_size)
+    n_informative = min(64, n_features) if n_informative is None else int(n_informative)
     if n_informative > n_features:
         raise ValueError(
             f"n_informative={n_informative} must be <= n_features={n_features}."
@@ -188,11 +186,13 @@ def make_reid_features(
             f"groups of min_size={min_size} to max_size={max_size} samples: it must "
             f"lie in [{n_identities * min_size}, {n_identities * max_size}]."
         )
-    size_sigma = _check_real("size_sigma", size_sigma, 0.0)
-    camera_shift = _check_real("camera_shift", camera_shift, 0.0)
-    view_shift = _check_real("view_shift", view_shift, 0.0)
-    noise = _check_real("noise", noise, 0.0)
-    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+    size_sigma, camera_shift = float(size_sigma), float(camera_shift)
+    view_shift, noise = float(view_shift), float(noise)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}.") from exc
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype!r}.")
     rng = check_random_state(random_state)
 

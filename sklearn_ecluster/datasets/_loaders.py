@@ -12,12 +12,14 @@ import re
 import sys
 import textwrap
 import warnings
+from numbers import Integral
 
 import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch
 
-from ..utils._checks import check_int
+from ..utils._sklearn import Interval, StrOptions, validate_params
+from ..utils._validation import check_scalar
 from ._layouts import (
     DUKEMTMC_REID,
     IMAGE_EXTENSIONS,
@@ -46,9 +48,11 @@ PARTS = ("train", "query", "gallery")
 MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 
 
-def _check_option(name, value, options):
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
+# constraints shared by the loaders' parameters
+_ROOT = [str, os.PathLike]
+_ON_CORRUPT = [StrOptions({"raise", "skip", "ignore"})]
+_ON_MISMATCH = [StrOptions({"raise", "skip"})]
+_COMMON = {"root": _ROOT, "relabel_train": ["boolean"], "on_corrupt": _ON_CORRUPT}
 
 
 def _warn(message):
@@ -198,8 +202,6 @@ def _load_folders(
     name,
     hint,
 ):
-    _check_option("on_corrupt", on_corrupt, ("raise", "skip", "ignore"))
-    _check_option("on_mismatch", on_mismatch, ("raise", "skip"))
     root = find_dataset_dir(root, layout)
     parts, n_junk = {}, 0
     for part, folder in zip(PARTS, folders):
@@ -238,6 +240,8 @@ _OTHER_DATASET = (
 )
 
 
+@validate_params({**_COMMON, "on_mismatch": _ON_MISMATCH},
+                 prefer_skip_nested_validation=True)
 def load_market1501(
     root, *, relabel_train=False, on_corrupt="raise", on_mismatch="raise"
 ):
@@ -349,6 +353,8 @@ def load_market1501(
     )
 
 
+@validate_params({**_COMMON, "on_mismatch": _ON_MISMATCH},
+                 prefer_skip_nested_validation=True)
 def load_dukemtmc_reid(
     root, *, relabel_train=False, on_corrupt="raise", on_mismatch="raise"
 ):
@@ -438,6 +444,18 @@ def load_dukemtmc_reid(
     )
 
 
+@validate_params(
+    {
+        **_COMMON,
+        "pattern": [str, re.Pattern],
+        "subsets": [tuple, list],
+        "n_cameras": [Interval(Integral, 1, None, closed="left"), None],
+        "first_camera": [Interval(Integral, 0, None, closed="left")],
+        "on_mismatch": _ON_MISMATCH,
+        "name": [str, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_reid_folder(
     root,
     *,
@@ -543,9 +561,8 @@ def load_reid_folder(
             f"None for an empty part, not all None; got {subsets!r}."
         )
     folders = tuple(None if s is None else os.fspath(s) for s in subsets)
-    if n_cameras is not None:
-        n_cameras = check_int("n_cameras", n_cameras, 1)
-    first_camera = check_int("first_camera", first_camera, 0)
+    n_cameras = None if n_cameras is None else int(n_cameras)
+    first_camera = int(first_camera)
     root_name = os.path.basename(os.path.abspath(os.path.expanduser(os.fspath(root))))
     layout = Layout(
         name=root_name if name is None else str(name),
@@ -603,6 +620,8 @@ def _read_list(list_path, image_dir):
     return paths, np.asarray(pids, np.int64), np.asarray(cameras, np.int64)
 
 
+@validate_params({**_COMMON, "include_val": ["boolean"]},
+                 prefer_skip_nested_validation=True)
 def load_msmt17(root, *, relabel_train=False, include_val=False, on_corrupt="raise"):
     """Load the MSMT17 dataset (V1 or V2) from a local folder.
 
@@ -679,7 +698,6 @@ def load_msmt17(root, *, relabel_train=False, include_val=False, on_corrupt="rai
     (array([0, 4]), array([14]), array([2]))
     >>> tmp.cleanup()
     """
-    _check_option("on_corrupt", on_corrupt, ("raise", "skip", "ignore"))
     root = find_dataset_dir(root, MSMT17)
     # MSMT17_V2 renamed the image folders; find_dataset_dir checked one exists
     train_dir, test_dir = (
@@ -729,6 +747,16 @@ def load_msmt17(root, *, relabel_train=False, include_val=False, on_corrupt="rai
     )
 
 
+@validate_params(
+    {
+        **_COMMON,
+        "split": [Interval(Integral, 0, None, closed="left")],
+        "n_train_ids": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "on_mismatch": _ON_MISMATCH,
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_prid450s(
     root,
     *,
@@ -810,11 +838,8 @@ def load_prid450s(
     True
     >>> tmp.cleanup()
     """
-    _check_option("on_corrupt", on_corrupt, ("raise", "skip", "ignore"))
-    _check_option("on_mismatch", on_mismatch, ("raise", "skip"))
-    split = check_int("split", split, 0)
-    if random_state is not None:
-        random_state = check_int("random_state", random_state, 0)
+    split = int(split)
+    random_state = None if random_state is None else int(random_state)
     root = find_dataset_dir(root, PRID450S)
     folder = os.path.join(root, "images")
     paths, pids, camids, _ = _read_folder(
@@ -828,7 +853,8 @@ def load_prid450s(
     ids = np.unique(pids)
     if len(ids) < 2:
         raise ValueError(f"{folder!r} holds {len(ids)} person(s); a split needs 2.")
-    n_train_ids = check_int("n_train_ids", n_train_ids, 1, len(ids) - 1)
+    n_train_ids = check_scalar(n_train_ids, "n_train_ids", Integral, min_val=1,
+                               max_val=len(ids) - 1)
     # a local generator: split k names the same persons everywhere
     rng = np.random.default_rng(
         split if random_state is None else [random_state, split]

@@ -15,33 +15,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..utils._checks import check_int
+from ..utils._sklearn import Interval, validate_params
+from ..utils._validation import check_int_pair, check_scalar
 from ._synthetic_draw import render, sample_camera, sample_identity
 
 __all__ = ["make_synthetic_reid"]
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
-
-
-def _check_real(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    if not (np.isfinite(value) and value >= low):
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}.")
-    return float(value)
-
-
-def _check_pair(name, value, low):
-    ok = (
-        isinstance(value, tuple | list)
-        and len(value) == 2
-        and all(isinstance(v, Integral) and not isinstance(v, bool) for v in value)
-    )
-    if not ok:
-        raise TypeError(f"{name} must be a pair of ints, got {value!r}.")
-    if min(value) < low:
-        raise ValueError(f"{name} must be a pair of ints >= {low}, got {value!r}.")
-    return int(value[0]), int(value[1])
 
 
 def _generator(random_state):
@@ -52,14 +32,7 @@ def _generator(random_state):
         return np.random.default_rng(random_state.randint(2**31, size=4))
     if random_state is None:
         return np.random.default_rng()
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state!r}.")
-        return np.random.default_rng(int(random_state))
-    raise TypeError(
-        "random_state must be None, an int, a numpy Generator or RandomState, "
-        f"got {random_state!r}."
-    )
+    return np.random.default_rng(int(random_state))
 
 
 def _identity_counts(rng, n_cameras, popularity, total):
@@ -139,6 +112,30 @@ def _file_name(pid, cam, seq, frame, box):
     return f"{pid}_c{cam + 1}s{seq}_{frame:06d}_{box:02d}.jpg"
 
 
+@validate_params(
+    {
+        "root": [str, os.PathLike],
+        "n_identities": [Interval(Integral, 2, 9999, closed="both")],
+        "n_cameras": [Interval(Integral, 2, 9, closed="both")],
+        "n_train_identities": [Interval(Integral, 1, None, closed="left"), None],
+        "images_per_identity": [tuple, list],
+        "image_size": [tuple, list],
+        "n_distractors": [Interval(Integral, 0, None, closed="left"), None],
+        "n_junk": [Interval(Integral, 0, None, closed="left")],
+        "camera_shift": [Interval(Real, 0, None, closed="left")],
+        "occlusion": [Interval(Real, 0, None, closed="left")],
+        "name": [str],
+        "jpeg_quality": [Interval(Integral, 1, 95, closed="both")],
+        "overwrite": ["boolean"],
+        "random_state": [
+            Interval(Integral, 0, None, closed="left"),
+            np.random.Generator,
+            np.random.RandomState,
+            None,
+        ],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_synthetic_reid(
     root,
     *,
@@ -291,28 +288,24 @@ def make_synthetic_reid(
     >>> len(pid), 1 <= int(cam) <= 6
     (4, True)
     """
-    n_identities = check_int("n_identities", n_identities, 2, 9999)
-    n_cameras = check_int("n_cameras", n_cameras, 2, 9)
+    n_identities, n_cameras = int(n_identities), int(n_cameras)
     if n_train_identities is None:
         n_train_identities = n_identities // 2
-    n_train = check_int("n_train_identities", n_train_identities, 1, n_identities - 1)
-    low, high = _check_pair("images_per_identity", images_per_identity, 3)
+    n_train = check_scalar(n_train_identities, "n_train_identities", Integral,
+                           min_val=1, max_val=n_identities - 1)
+    low, high = check_int_pair(images_per_identity, "images_per_identity", min_val=3)
     if high < low:
         raise ValueError(
             f"images_per_identity must be (low, high) with low <= high, "
             f"got {images_per_identity!r}."
         )
-    size = _check_pair("image_size", image_size, 1)
+    size = check_int_pair(image_size, "image_size")
     if n_distractors is not None:
-        n_distractors = check_int("n_distractors", n_distractors, 0)
-    n_junk = check_int("n_junk", n_junk, 0)
-    camera_shift = _check_real("camera_shift", camera_shift, 0.0)
-    occlusion = _check_real("occlusion", occlusion, 0.0)
-    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        n_distractors = int(n_distractors)
+    n_junk, jpeg_quality = int(n_junk), int(jpeg_quality)
+    camera_shift, occlusion = float(camera_shift), float(occlusion)
+    if name in ("", ".", "..") or Path(name).name != name:
         raise ValueError(f"name must be a plain folder name, got {name!r}.")
-    jpeg_quality = check_int("jpeg_quality", jpeg_quality, 1, 95)
-    if not isinstance(overwrite, bool | np.bool_):
-        raise TypeError(f"overwrite must be a bool, got {overwrite!r}.")
     rng = _generator(random_state)
 
     root = Path(root)

@@ -6,24 +6,26 @@ Shared by the torch ``Dataset`` of :mod:`sklearn_ecluster.datasets` and by
 :class:`~sklearn_ecluster.feature_extraction.ReIDFeatureExtractor`.
 """
 
+from numbers import Integral, Real
+
 from torchvision import transforms as T
+
+from ..utils._sklearn import Interval, validate_params
+from ..utils._validation import check_int_pair
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _check_size(image_size):
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(isinstance(s, int) and s > 0 for s in image_size)
-    ):
-        raise ValueError(
-            f"image_size={image_size!r} must be a (height, width) pair of positive ints."
-        )
-    return tuple(image_size)
-
-
+@validate_params(
+    {
+        "image_size": [tuple, list],
+        "train": ["boolean"],
+        "pad": [Interval(Integral, 0, None, closed="left")],
+        "flip_prob": [Interval(Real, 0, 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.5):
     """Return the torchvision transform that turns a PIL image into a tensor.
 
@@ -50,7 +52,7 @@ def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.
     >>> t(Image.new("RGB", (20, 40))).shape
     torch.Size([3, 32, 16])
     """
-    h, w = _check_size(image_size)
+    h, w = check_int_pair(image_size, "image_size")
     steps = [T.Resize((h, w))]
     if train:
         p = min(pad, max(1, min(h, w) // 8))

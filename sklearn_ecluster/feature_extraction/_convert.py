@@ -29,6 +29,7 @@ import sys
 
 import torch
 
+from ..utils._sklearn import validate_params
 from ._weights import read_state_dict, strip_prefix, write_state_dict
 
 # torchvision's position inside an inverted residual block's ``conv``
@@ -68,6 +69,11 @@ def _key_map(shapes):
     return key_map
 
 
+@validate_params(
+    {"state_dict": "no_validation",  # checked below, key by key
+     "keep_classifier": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def convert_tonylins_mobilenet_v2(state_dict, *, keep_classifier=True):
     """Rename MobileNetV2 weights from the tonylins layout to torchvision's.
 

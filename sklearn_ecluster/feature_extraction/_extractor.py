@@ -16,6 +16,7 @@ from ..datasets import build_transforms
 from ..utils import get_device
 from ..utils._determinism import deterministic_algorithms
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
+from ..utils._validation import check_int_pair, check_label_vector
 from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._memory_loss import MEMORY_INITS, init_memory
 from ._network import OUTPUTS, build_network, load_into
@@ -31,28 +32,9 @@ from ._weights import cpu_copy, read_state_dict, write_state_dict
 logger = logging.getLogger("sklearn_ecluster")
 
 
-def _check_image_size(image_size):
-    if (
-        not isinstance(image_size, tuple | list)
-        or len(image_size) != 2
-        or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0
-                   for s in image_size)
-    ):
-        raise ValueError(
-            f"image_size={image_size!r} must be a (height, width) pair of positive "
-            "ints, e.g. (256, 128)."
-        )
-    return int(image_size[0]), int(image_size[1])
-
-
 def _check_labels(y, n):
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be a 1-D array of labels, got shape {y.shape}.")
-    if y.shape[0] != n:
-        raise ValueError(f"y has {y.shape[0]} labels but X has {n} images.")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinity.")
+    """(classes, codes): the distinct labels of ``y`` and each one's index."""
+    y = check_label_vector(y, "y", n, what="X", integer=False)
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(
@@ -332,7 +314,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         -------
         self : ReIDFeatureExtractor
         """
-        image_size = _check_image_size(self.image_size)
+        image_size = check_int_pair(self.image_size, "image_size")
         data = check_images(X)
         n = n_images(data)
         labels = None if y is None else _check_labels(y, n)
@@ -411,7 +393,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             ``normalize``.
         """
         check_is_fitted(self)
-        image_size = _check_image_size(self.image_size)
+        image_size = check_int_pair(self.image_size, "image_size")
         data = check_images(X)
         with deterministic_algorithms(self.deterministic):
             return self._extract(data, image_size, output=self.output,
@@ -512,7 +494,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             )
         if not hasattr(self, "model_"):
             self._validate_params()
-            image_size = _check_image_size(self.image_size)
+            image_size = check_int_pair(self.image_size, "image_size")
             device = get_device(self.device)
             with local_torch_rng(make_seeds(self.random_state)[1], device):
                 self.model_ = self._build_network(image_size).to(device).eval()

@@ -16,12 +16,49 @@ in batch order: two samples of the same label in one batch update its row
 twice, the second on top of the first.
 """
 
+from numbers import Integral, Real
+
 import torch
 import torch.nn.functional as F
+
+from ..utils._sklearn import Interval, StrOptions, validate_params
+from ..utils._validation import check_tensor
 
 MEMORY_INITS = ("mean", "zeros")
 
 
+def _check_batch(features, labels, memory=None):
+    """Shapes of a batch: (n, d) features, (n,) integer labels, (K, d) memory.
+
+    Reads no data (no device synchronisation): labels out of range are left to
+    the indexing, which reports them.
+    """
+    check_tensor(features, "features", ndim=2, floating=True)
+    check_tensor(labels, "labels", ndim=1, floating=False)
+    if labels.shape[0] != features.shape[0]:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but features has {features.shape[0]} "
+            "rows."
+        )
+    if memory is not None:
+        check_tensor(memory, "memory", ndim=2, floating=True)
+        if memory.shape[1] != features.shape[1]:
+            raise ValueError(
+                f"memory has {memory.shape[1]} columns but features has "
+                f"{features.shape[1]} (shapes {tuple(memory.shape)} and "
+                f"{tuple(features.shape)})."
+            )
+
+
+@validate_params(
+    {
+        "features": [torch.Tensor],
+        "labels": [torch.Tensor],
+        "n_classes": [Interval(Integral, 1, None, closed="left")],
+        "mode": [StrOptions(set(MEMORY_INITS))],
+    },
+    prefer_skip_nested_validation=True,
+)
 def init_memory(features, labels, n_classes, mode="mean"):
     """The memory at the start of a fit: ``(n_classes, d)``.
 
@@ -50,8 +87,7 @@ def init_memory(features, labels, n_classes, mode="mean"):
     tensor([[0.7071, 0.7071],
             [0.0000, 1.0000]])
     """
-    if mode not in MEMORY_INITS:
-        raise ValueError(f"memory_init must be one of {MEMORY_INITS}, got {mode!r}.")
+    _check_batch(features, labels)
     memory = torch.zeros(n_classes, features.shape[1], dtype=torch.float32,
                          device=features.device)
     if mode == "mean":
@@ -60,6 +96,15 @@ def init_memory(features, labels, n_classes, mode="mean"):
     return memory
 
 
+@validate_params(
+    {
+        "features": [torch.Tensor],
+        "labels": [torch.Tensor],
+        "memory": [torch.Tensor],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def memory_loss(features, labels, memory, temperature=0.1):
     """Mean cross-entropy of ``softmax(features @ memory.T / temperature)`` (Eq. 2).
 
@@ -91,6 +136,7 @@ def memory_loss(features, labels, memory, temperature=0.1):
     >>> round(float(loss), 6)  # -log(e^10 / (e^10 + e^0))
     4.5e-05
     """
+    _check_batch(features, labels, memory)
     logits = features @ memory.t() / temperature
     return F.cross_entropy(logits, labels)
 
@@ -105,6 +151,15 @@ def _occurrence_rank(labels):
     return rank
 
 
+@validate_params(
+    {
+        "memory": [torch.Tensor],
+        "features": [torch.Tensor],
+        "labels": [torch.Tensor],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
 @torch.no_grad()
 def update_memory(memory, features, labels, momentum=0.5):
     """Update ``memory`` in place, sample after sample in batch order.
@@ -135,6 +190,7 @@ def update_memory(memory, features, labels, momentum=0.5):
     tensor([[0.7071, 0.7071],
             [0.0000, 1.0000]])
     """
+    _check_batch(features, labels, memory)
     labels = labels.long()
     features = features.to(memory.dtype)
     rank = _occurrence_rank(labels)

@@ -11,11 +11,14 @@ L2-normalised, then Dropout(0.5).
 import difflib
 import os
 import warnings
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils._sklearn import Interval, validate_params
+from ..utils._validation import check_int_pair
 from ._weights import (
     check_cached,
     read_state_dict,
@@ -24,6 +27,9 @@ from ._weights import (
 )
 
 OUTPUTS = ("pool5", "embedding")
+
+_DIM = [Interval(Integral, 1, None, closed="left")]
+_DROPOUT = [Interval(Real, 0, 1, closed="left")]
 
 
 def pooled(out):
@@ -69,6 +75,10 @@ class EmbeddingHead(nn.Module):
     (torch.Size([3, 4]), True)
     """
 
+    @validate_params(
+        {"in_features": _DIM, "embedding_dim": _DIM, "dropout": _DROPOUT},
+        prefer_skip_nested_validation=True,
+    )
     def __init__(self, in_features, embedding_dim=2048, dropout=0.5):
         super().__init__()
         self.linear = nn.Linear(in_features, embedding_dim)
@@ -119,6 +129,11 @@ class ReIDNetwork(nn.Module):
     (torch.Size([2, 8]), torch.Size([2, 4]))
     """
 
+    @validate_params(
+        {"backbone": [nn.Module], "in_features": _DIM, "embedding_dim": _DIM,
+         "dropout": _DROPOUT},
+        prefer_skip_nested_validation=True,
+    )
     def __init__(self, backbone, in_features, embedding_dim=2048, dropout=0.5):
         super().__init__()
         self.backbone = backbone
@@ -219,6 +234,16 @@ def _is_network_state(state):
     return any(k.startswith(("backbone.", "head.")) for k in state)
 
 
+@validate_params(
+    {
+        "backbone": [str, nn.Module],
+        "weights": [str, os.PathLike, None],
+        "embedding_dim": _DIM,
+        "dropout": _DROPOUT,
+        "image_size": [tuple, list],
+    },
+    prefer_skip_nested_validation=True,
+)
 def build_network(backbone, *, weights=None, embedding_dim=2048, dropout=0.5,
                   image_size=(256, 128)):
     """Build the :class:`ReIDNetwork`, with the requested weights, on the CPU.
@@ -264,6 +289,7 @@ def build_network(backbone, *, weights=None, embedding_dim=2048, dropout=0.5,
     """
     import torchvision
 
+    image_size = check_int_pair(image_size, "image_size")
     file_state = None
     if isinstance(weights, str) and not _looks_like_path(weights) and not isinstance(
             backbone, str):

@@ -4,15 +4,22 @@ import torch
 
 from ..utils import get_device, pairwise_distances, to_numpy
 from ..utils._distances import METRICS
-from ._validation import check_scores_matrix
+from ..utils._sklearn import StrOptions, validate_params
+from ..utils._validation import check_matrix
+
+# the constraints of the arguments shared by reid_distances and evaluate_features
+FEATURE_CONSTRAINTS = {
+    "query_features": ["array-like"],
+    "gallery_features": ["array-like"],
+    "metric": [StrOptions(set(METRICS))],
+    "device": [str, torch.device],
+}
 
 
 def _check_features(query_features, gallery_features, metric, device):
     """Validated query and gallery feature tensors on one resolved device."""
-    if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not supported; use one of {METRICS}.")
-    Q = check_scores_matrix(query_features, "query_features")
-    G = check_scores_matrix(gallery_features, "gallery_features")
+    Q = check_matrix(query_features, "query_features")
+    G = check_matrix(gallery_features, "gallery_features")
     if Q.shape[1] != G.shape[1]:
         raise ValueError(
             f"query_features has {Q.shape[1]} features per row but "
@@ -32,6 +39,7 @@ def _distance_tensor(query_features, gallery_features, metric, device):
     return pairwise_distances(Q, G, metric)
 
 
+@validate_params(FEATURE_CONSTRAINTS, prefer_skip_nested_validation=True)
 def reid_distances(query_features, gallery_features, *, metric="euclidean",
                    device="auto"):
     """Distances between query and gallery features, blocked on torch.

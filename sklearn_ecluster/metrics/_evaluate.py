@@ -1,12 +1,25 @@
 """From features to the Market-1501 report: distances, optional re-ranking, ranking."""
 
+from numbers import Integral
+
 from ..utils import check_memory, pairwise_distances, self_distances
-from ._distances import _check_features
+from ..utils._sklearn import Interval, validate_params
+from ..utils._validation import check_label_vector
+from ._distances import FEATURE_CONSTRAINTS, _check_features
 from ._ranking import evaluate_reid
 from ._rerank import _rerank_tensor, rerank_nbytes
-from ._validation import check_labels
+from ._validation import REID_CONSTRAINTS
 
 
+@validate_params(
+    {
+        **FEATURE_CONSTRAINTS,
+        **{k: v for k, v in REID_CONSTRAINTS.items() if k != "distmat"},
+        "max_rank": [Interval(Integral, 1, None, closed="left")],
+        "rerank": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids,
                       g_camids, *, metric="euclidean", max_rank=50, device="auto",
                       rerank=False):
@@ -64,8 +77,6 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
     >>> res["rank1"], res["mAP"], res["mINP"]  # AP: 1 and (1/1 + 2/4) / 2
     (1.0, 0.875, 0.75)
     """
-    if not isinstance(rerank, bool):
-        raise TypeError(f"rerank must be True or False, got {rerank!r}.")
     Q, G = _check_features(query_features, gallery_features, metric, device)
     # Labels checked before the expensive part.
     for name, y, n, what in (
@@ -74,7 +85,7 @@ def evaluate_features(query_features, gallery_features, q_pids, g_pids, q_camids
         ("q_camids", q_camids, Q.shape[0], "query_features"),
         ("g_camids", g_camids, G.shape[0], "gallery_features"),
     ):
-        check_labels(y, name, n, what)
+        check_label_vector(y, name, n, what=what)
     if rerank:
         nq, ng = Q.shape[0], G.shape[0]
         # The query-query and gallery-gallery distances, then the re-ranking.

@@ -27,6 +27,7 @@ import threading
 import warnings
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -34,7 +35,8 @@ from sklearn import get_config
 from threadpoolctl import threadpool_limits
 
 from ..utils import rows_per_block
-from ._validation import check_positive_int, check_reid_inputs
+from ..utils._sklearn import Interval, validate_params
+from ._validation import REID_CONSTRAINTS, check_reid_inputs
 
 # Per-query results; entries of invalid queries are meaningless.
 _QueryScores = namedtuple("_QueryScores", "valid first_rank ap inp n_gallery")
@@ -335,6 +337,10 @@ def _cmc_from_first_ranks(first_rank, max_rank):
     return np.cumsum(hist) / first_rank.shape[0]
 
 
+@validate_params(
+    {**REID_CONSTRAINTS, "max_rank": [Interval(Integral, 1, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def cmc_curve(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank=50):
     """Cumulative matching characteristic (CMC) of a re-ID ranking.
 
@@ -392,13 +398,16 @@ def cmc_curve(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank=50):
     >>> cmc_curve(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=3)
     array([0.5, 0.5, 1. ])
     """
-    max_rank = check_positive_int(max_rank, "max_rank")
     scores = _query_scores(distmat, q_pids, g_pids, q_camids, g_camids)
     max_rank = _clip_max_rank(max_rank, scores.n_gallery)
     scores = _valid_scores(scores)
     return _cmc_from_first_ranks(scores.first_rank, max_rank)
 
 
+@validate_params(
+    {**REID_CONSTRAINTS, "k": [Interval(Integral, 1, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def rank_k_score(distmat, q_pids, g_pids, q_camids, g_camids, *, k=1):
     """Rank-k accuracy: fraction of valid queries matched within the top ``k``.
 
@@ -436,11 +445,11 @@ def rank_k_score(distmat, q_pids, g_pids, q_camids, g_camids, *, k=1):
     >>> rank_k_score(distmat, [1, 2], [1, 1, 2, 2], [0, 0], [1, 0, 1, 1], k=1)
     0.5
     """
-    k = check_positive_int(k, "k")
     scores = _valid_scores(_query_scores(distmat, q_pids, g_pids, q_camids, g_camids))
     return float(np.mean(scores.first_rank <= k))
 
 
+@validate_params(REID_CONSTRAINTS, prefer_skip_nested_validation=True)
 def mean_average_precision_score(distmat, q_pids, g_pids, q_camids, g_camids):
     """Mean average precision (mAP) of a re-ID ranking.
 
@@ -490,6 +499,7 @@ def mean_average_precision_score(distmat, q_pids, g_pids, q_camids, g_camids):
     return float(np.mean(scores.ap))
 
 
+@validate_params(REID_CONSTRAINTS, prefer_skip_nested_validation=True)
 def mean_inp_score(distmat, q_pids, g_pids, q_camids, g_camids):
     """Mean inverse negative penalty (mINP) of a re-ID ranking (fast-reid).
 
@@ -533,6 +543,10 @@ def mean_inp_score(distmat, q_pids, g_pids, q_camids, g_camids):
     return float(np.mean(scores.inp))
 
 
+@validate_params(
+    {**REID_CONSTRAINTS, "max_rank": [Interval(Integral, 1, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def evaluate_reid(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank=50):
     """Market-1501 evaluation of a distance matrix: CMC, rank-k, mAP, mINP.
 
@@ -589,7 +603,6 @@ def evaluate_reid(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank=50):
     >>> res["cmc"], res["n_valid_queries"]
     (array([0.5, 0.5, 1. , 1. ]), 2)
     """
-    max_rank = check_positive_int(max_rank, "max_rank")
     scores = _query_scores(distmat, q_pids, g_pids, q_camids, g_camids)
     max_rank = _clip_max_rank(max_rank, scores.n_gallery)
     scores = _valid_scores(scores)

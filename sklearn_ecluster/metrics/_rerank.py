@@ -19,13 +19,14 @@ samples:
 7. the result ``(1 - lambda) * jaccard + lambda * original``.
 """
 
-import numbers
+from numbers import Integral, Real
 
 import torch
 from sklearn import get_config
 
 from ..utils import check_memory, rows_per_block, to_numpy
-from ._validation import check_positive_int, check_scores_matrix
+from ..utils._sklearn import Interval, validate_params
+from ..utils._validation import check_matrix
 
 
 def _magnitude(X, dim):
@@ -234,26 +235,31 @@ def _rerank_tensor(q_g, q_q, g_g, k1, k2, lambda_value):
     return out.add_(original, alpha=lambda_value)
 
 
-def _check_rerank_inputs(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value):
-    k1 = check_positive_int(k1, "k1")
-    k2 = check_positive_int(k2, "k2")
-    if isinstance(lambda_value, bool) or not isinstance(lambda_value, numbers.Real):
-        raise TypeError(f"lambda_value must be a float, got {lambda_value!r}.")
-    if not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}.")
-    q_g = check_scores_matrix(q_g_dist, "q_g_dist")
+def _check_rerank_inputs(q_g_dist, q_q_dist, g_g_dist):
+    q_g = check_matrix(q_g_dist, "q_g_dist")
     nq, ng = q_g.shape
-    q_q = check_scores_matrix(q_q_dist, "q_q_dist")
-    g_g = check_scores_matrix(g_g_dist, "g_g_dist")
+    q_q = check_matrix(q_q_dist, "q_q_dist")
+    g_g = check_matrix(g_g_dist, "g_g_dist")
     for name, X, want in (("q_q_dist", q_q, (nq, nq)), ("g_g_dist", g_g, (ng, ng))):
         if tuple(X.shape) != want:
             raise ValueError(
                 f"{name} must have shape {want} to match q_g_dist of shape "
                 f"{(nq, ng)}, got {tuple(X.shape)}."
             )
-    return q_g, q_q, g_g, k1, k2, float(lambda_value)
+    return q_g, q_q, g_g
 
 
+@validate_params(
+    {
+        "q_g_dist": ["array-like"],
+        "q_q_dist": ["array-like"],
+        "g_g_dist": ["array-like"],
+        "k1": [Interval(Integral, 1, None, closed="left")],
+        "k2": [Interval(Integral, 1, None, closed="left")],
+        "lambda_value": [Interval(Real, 0, 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1=20, k2=6,
                         lambda_value=0.3):
     """Re-rank a query x gallery distance matrix with k-reciprocal encoding.
@@ -334,5 +340,5 @@ def k_reciprocal_rerank(q_g_dist, q_q_dist, g_g_dist, *, k1=20, k2=6,
     >>> bool(((d >= 0) & (d <= 1)).all())
     True
     """
-    args = _check_rerank_inputs(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value)
-    return to_numpy(_rerank_tensor(*args))
+    q_g, q_q, g_g = _check_rerank_inputs(q_g_dist, q_q_dist, g_g_dist)
+    return to_numpy(_rerank_tensor(q_g, q_q, g_g, int(k1), int(k2), float(lambda_value)))

@@ -1,10 +1,22 @@
 """Retrieval per round of the self-training loop, as the paper's Figure 5."""
 
+from ..utils._sklearn import HasMethods, validate_params
+
 _LABELS = {"mAP": "mAP", "rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10",
            "mINP": "mINP", "label_precision": "label precision",
            "label_recall": "label recall", "label_nmi": "label NMI"}
 
 
+@validate_params(
+    {
+        "history": [list, tuple],
+        "keys": [list, tuple],
+        "ax": [HasMethods(["plot", "legend"]), None],
+        "label": [str, None],
+        "color": "no_validation",  # any matplotlib color
+    },
+    prefer_skip_nested_validation=True,
+)
 def plot_history(history, *, keys=("mAP", "rank1"), ax=None, label=None, color=None):
     """Plot evaluation scores per round of a :class:`SelfTrainingReID` run.
 

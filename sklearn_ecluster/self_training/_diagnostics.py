@@ -4,7 +4,14 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 
+from ..utils._sklearn import validate_params
+from ..utils._validation import check_label_vector
 
+
+@validate_params(
+    {"labels_true": ["array-like"], "labels_pred": ["array-like"]},
+    prefer_skip_nested_validation=True,
+)
 def pseudo_label_scores(labels_true, labels_pred):
     """Quality of pseudo labels against the true person ids.
 
@@ -33,13 +40,9 @@ def pseudo_label_scores(labels_true, labels_pred):
     >>> s["precision"], s["recall"]   # 2 of 4 pairs pure; 2 of 4 same-id pairs joined
     (0.5, 0.5)
     """
-    labels_true = np.asarray(labels_true)
-    labels_pred = np.asarray(labels_pred)
-    if labels_true.shape != labels_pred.shape or labels_true.ndim != 1:
-        raise ValueError(
-            f"labels_true and labels_pred must be 1-D of one length, got shapes "
-            f"{labels_true.shape} and {labels_pred.shape}."
-        )
+    labels_true = check_label_vector(labels_true, "labels_true", integer=False)
+    labels_pred = check_label_vector(labels_pred, "labels_pred", len(labels_true),
+                                     what="labels_true", integer=False)
     # pair_confusion_matrix counts ordered pairs: C[1, 1] together in both,
     # C[0, 1] together only in the prediction, C[1, 0] only in the truth.
     c = pair_confusion_matrix(labels_true, labels_pred).astype(np.float64)

@@ -17,6 +17,7 @@ from ..utils._sklearn import (
     _fit_context,
     check_is_fitted,
 )
+from ..utils._validation import check_label_vector
 from ._checkpoint import read_checkpoint, run_fingerprint, write_checkpoint
 from ._diagnostics import pseudo_label_scores
 
@@ -64,14 +65,15 @@ def _check_eval_set(eval_set):
         out = (*_part(eval_set["query"], "query"), *_part(eval_set["gallery"], "gallery"))
     else:
         raise TypeError(f"{_EVAL_SET_FORMS}; got {type(eval_set).__name__}.")
-    for images, pids, cams, part in ((*out[:3], "query"), (*out[3:], "gallery")):
-        n = len(images)
-        if n == 0 or pids.shape != (n,) or cams.shape != (n,):
-            raise ValueError(
-                f"eval_set: the {part} part has {n} images, {pids.shape} pids and "
-                f"{cams.shape} camids; they must be non-empty and of one length."
-            )
-    return out
+    out = list(out)
+    for i, part in ((0, "query"), (3, "gallery")):
+        n = len(out[i])
+        if n == 0:
+            raise ValueError(f"eval_set: the {part} part has no images.")
+        what = f"the eval_set {part} part's images"
+        out[i + 1] = check_label_vector(out[i + 1], f"eval_set {part} pids", n, what=what)
+        out[i + 2] = check_label_vector(out[i + 2], f"eval_set {part} camids", n, what=what)
+    return tuple(out)
 
 
 def _round_seeds(random_state, size):
@@ -297,9 +299,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if n < 2:
             raise ValueError(f"X has {n} image(s); the loop needs at least 2.")
         if y is not None:
-            y = np.asarray(y)
-            if y.shape != (n,):
-                raise ValueError(f"y has shape {y.shape}; X has {n} images, so y must be ({n},).")
+            y = check_label_vector(y, "y", n, what="X", integer=False)
         evaluation = _check_eval_set(eval_set)
         selection = self.selection
         if selection == "auto":
