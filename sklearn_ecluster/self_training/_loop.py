@@ -17,7 +17,12 @@ from ..utils._sklearn import (
     _fit_context,
     check_is_fitted,
 )
-from ._checkpoint import read_checkpoint, run_fingerprint, write_checkpoint
+from ._checkpoint import (
+    check_checkpoint_dir,
+    read_checkpoint,
+    run_fingerprint,
+    write_checkpoint,
+)
 from ._diagnostics import pseudo_label_scores
 
 _EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
@@ -72,6 +77,32 @@ def _check_eval_set(eval_set):
                 f"{cams.shape} camids; they must be non-empty and of one length."
             )
     return out
+
+
+def _image_files(X):
+    """The image files that ``X`` names (paths, or a ReIDImageDataset's files)."""
+    from ..datasets import ReIDImageDataset
+
+    if isinstance(X, ReIDImageDataset):
+        return X.paths
+    if isinstance(X, list | tuple) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        return [os.fspath(x) for x in X if isinstance(x, str | os.PathLike)]
+    return []
+
+
+def _check_image_files(X, evaluation):
+    """Check every image file once, before round 0, so that no round dies on one."""
+    from ..datasets._image_files import CorruptImageError, find_unreadable
+
+    files = _image_files(X)
+    if evaluation is not None:
+        files = files + _image_files(evaluation[0]) + _image_files(evaluation[3])
+    problems = find_unreadable(files)
+    if problems:
+        raise CorruptImageError(
+            problems, "Replace them, or leave them out (the dataset loaders' "
+            "on_corrupt='skip' does)."
+        )
 
 
 def _n_items(X):
@@ -298,10 +329,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                              "selection='last'.")
         extractor, clusterer = self._check_sub_estimators()
         m = self._merges_per_round(clusterer, n)
+        _check_image_files(X, evaluation)
 
         fingerprint = None
         state = None
         if self.checkpoint_dir is not None:
+            check_checkpoint_dir(self.checkpoint_dir)
             fingerprint = self._fingerprint(X, y, eval_set)
             state = read_checkpoint(self.checkpoint_dir, fingerprint)
         if state is None:
@@ -353,6 +386,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         t1 = time.perf_counter()
         features = extractor.transform(X)
         record["train_seconds"], record["extract_seconds"] = t1 - t0, time.perf_counter() - t1
+        if not np.isfinite(np.asarray(features)).all():
+            raise ValueError(
+                f"Round {r}: the features of the training images hold NaN or infinite "
+                "values, so they cannot be clustered; the fine-tuning diverged (try a "
+                "lower lr or later_lr)."
+            )
         if evaluation is not None:
             record.update(self._evaluate(extractor, evaluation))
         if y is not None:
