@@ -22,6 +22,13 @@ convert-weights
 cluster-demo
     E-cluster against the BUC and DBC criteria and scikit-learn's linkages on
     data that ships with scikit-learn.
+
+Bad input (missing or unreadable files, wrong layouts, weights that do not
+fit, a foreign or damaged checkpoint, non-finite features) ends with exit
+status 2 and one message on stderr, without a traceback. ``train`` and
+``extract`` check every image before any work; ``--on-corrupt skip`` and
+``--on-mismatch skip`` leave out, with a warning, the images that cannot be
+read or whose names do not parse.
 """
 
 import argparse

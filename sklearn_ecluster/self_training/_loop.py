@@ -156,7 +156,9 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     checkpoint_dir : str or path-like, default=None
         Write the state after every round (atomically) to this folder; a
         :meth:`fit` with the same arguments resumes from the last completed
-        round and ends with the same result as an uninterrupted run.
+        round and ends with the same result as an uninterrupted run. A
+        checkpoint of another run, or one that cannot be read, is refused
+        with a ValueError, never overwritten.
     random_state : int, RandomState instance or None, default=None
         Seeds each round's fine-tuning (round ``r`` gets its own seed).
     verbose : int, default=0
@@ -312,6 +314,16 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         self : SelfTrainingReID
+
+        Raises
+        ------
+        OSError
+            If image files given as paths (in ``X`` or ``eval_set``) cannot be
+            read; all of them are named, before the first round.
+        ValueError
+            If ``checkpoint_dir`` is not a writable folder or holds a
+            checkpoint of another run or one that cannot be read (it is left
+            as it is), or if a round's features are not finite.
         """
         n = _n_items(X)
         if n < 2:
