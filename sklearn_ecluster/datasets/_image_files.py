@@ -12,8 +12,8 @@ import os
 import numpy as np
 from PIL import Image
 
-# Modes of 16-bit (and 32-bit integer) samples, as PIL opens 16-bit grayscale PNGs
-_WIDE_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Modes of 16-bit samples, as PIL opens 16-bit grayscale PNGs (older PILs: "I")
+_WIDE_INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 # Formats whose verify() reads and checks all the data (PNG: every chunk's CRC up
 # to IEND), so no decode is needed; every other format is decoded at reduced scale
 _VERIFIED_FORMATS = ("PNG",)
@@ -52,7 +52,7 @@ def to_rgb(image):
     """
     if image.mode == "RGB":
         return image
-    if image.mode in _WIDE_INT_MODES:
+    if image.mode in _WIDE_INT_MODES or (image.mode == "I" and image.format == "PNG"):
         samples = np.asarray(image).astype(np.int64)
         samples = (np.clip(samples, 0, 65535) >> 8).astype(np.uint8)
         return Image.fromarray(samples, "L").convert("RGB")
