@@ -22,11 +22,20 @@ convert-weights
 cluster-demo
     E-cluster against the BUC and DBC criteria and scikit-learn's linkages on
     data that ships with scikit-learn.
+
+Bad input (missing or unreadable files, wrong layouts, weights that do not
+fit, a foreign or damaged checkpoint, non-finite features) ends with exit
+status 2 and one message on stderr, without a traceback. ``train`` and
+``extract`` check every image before any work; ``--on-corrupt skip`` and
+``--on-mismatch skip`` leave out, with a warning, the images that cannot be
+read or whose names do not parse.
 """
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,35 +44,81 @@ from ._jobs import LAYOUTS, format_table
 
 __all__ = ["build_parser", "format_table", "main"]
 
-
-
+# The library's messages name its Python options; the command line has flags.
+_FLAG_SPELLINGS = {"on_corrupt='skip'": "--on-corrupt skip",
+                   "on_mismatch='skip'": "--on-mismatch skip"}
+_MAX_LISTED = 10  # bad image files named in one error message
 
 
 # ------------------------------------------------------------------ helpers
+def _check_finite(X, what):
+    X = np.asarray(X)
+    if X.dtype.kind in "fc" and not np.isfinite(X).all():
+        bad = ~np.isfinite(X).reshape(len(X), -1).all(axis=1) if X.ndim else [True]
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"{what} holds NaN or infinite values in {len(rows)} row(s) "
+            f"(first: {rows[:5].tolist()}); features must be finite. Extract them "
+            "again, or drop those rows."
+        )
+    return X
+
+
 def _load_features(path, key=None):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"features file {str(path)!r} does not exist")
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return _check_finite(np.load(path, allow_pickle=False), f"{str(path)!r}")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             key = key or ("train_features" if "train_features" in data else None)
             if key is None or key not in data:
                 raise ValueError(f"{str(path)!r} has no array {key!r}; it holds "
                                  f"{sorted(data.files)} (choose one with --key)")
-            return data[key]
+            return _check_finite(data[key], f"{str(path)!r} array {key!r}")
     if path.suffix in (".csv", ".txt"):
-        return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+        X = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+        return _check_finite(X, f"{str(path)!r}")
     raise ValueError(f"features file {str(path)!r}: use a .npy, .npz, .csv or .txt file")
+
+
+def _writable_dir(folder, flag):
+    """Create ``folder`` now, so that a long run does not fail at its very end."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{flag} {str(folder)!r} cannot be created ({exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {str(folder)!r} is not writable")
+    return folder
+
+
+def _corrupt_message(exc):
+    """One message for the command line: the bad files (a few) and the flag."""
+    listed = [f"{path!r} ({reason})" for path, reason in
+              list(exc.problems.items())[:_MAX_LISTED]]
+    more = len(exc.problems) - len(listed)
+    return (f"{len(exc.problems)} unreadable or corrupt image file(s): "
+            + "; ".join(listed) + (f"; and {more} more" if more > 0 else "")
+            + ". Replace or remove them, or pass --on-corrupt skip to leave them out.")
+
+
+def _flag_spelling(message):
+    for option, flag in _FLAG_SPELLINGS.items():
+        message = message.replace(option, flag)
+    return message
 
 
 def _dataset(args):
     from ._jobs import load_dataset
 
-    kwargs = {}
+    kwargs = {"on_corrupt": args.on_corrupt}
+    if args.layout != "msmt17":  # MSMT17 names its files in lists: nothing to parse
+        kwargs["on_mismatch"] = args.on_mismatch
     if args.layout == "prid450s":
-        kwargs = {"split": args.split, "random_state": args.split_seed}
+        kwargs.update(split=args.split, random_state=args.split_seed)
     return load_dataset(args.root, args.layout, **kwargs)
 
 
@@ -103,6 +158,14 @@ def _add_dataset_args(p):
     p.add_argument("--layout", choices=LAYOUTS, default="market1501")
     p.add_argument("--split", type=int, default=0, help="PRID450S: split index")
     p.add_argument("--split-seed", type=int, default=0, help="PRID450S: split seed")
+    p.add_argument("--on-corrupt", choices=["raise", "skip"], default="raise",
+                   help="image files that cannot be read (every image is checked "
+                        "before any training): stop with an error naming them "
+                        "(raise, the default) or leave them out with a warning (skip)")
+    p.add_argument("--on-mismatch", choices=["raise", "skip"], default="raise",
+                   help="image files whose names do not parse (person id, camera): "
+                        "stop with an error naming them (raise, the default) or leave "
+                        "them out with a warning (skip)")
 
 
 # ----------------------------------------------------------------- commands
@@ -142,6 +205,7 @@ def _cmd_train(args):
     from .self_training import SelfTrainingReID
 
     dataset = _dataset(args)
+    _writable_dir(args.output_dir, "--output-dir")
     extractor = _extractor(
         args, epochs=args.epochs, lr=args.lr, lr_step=args.lr_step,
         backbone_lr_mult=args.backbone_lr_mult, momentum=args.momentum,
@@ -176,9 +240,9 @@ def _cmd_extract(args):
     from ._jobs import extract
 
     dataset = _dataset(args)
-    out = extract(_extractor(args, flip=args.flip), dataset, parts=args.parts)
     path = Path(args.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _writable_dir(path.parent, "the folder of --output")
+    out = extract(_extractor(args, flip=args.flip), dataset, parts=args.parts)
     np.savez(path, **out)
     summary = {k[:-len("_features")]: list(v.shape) for k, v in out.items()
                if k.endswith("_features")}
@@ -230,6 +294,8 @@ def _cmd_evaluate(args):
         if missing:
             raise ValueError(f"{str(path)!r} lacks {missing}; write it with "
                              "'extract --parts query gallery'")
+        for part in ("query", "gallery"):
+            _check_finite(data[f"{part}_features"], f"{str(path)!r} array '{part}_features'")
         res = evaluate_features(data["query_features"], data["gallery_features"],
                                 data["query_pids"], data["gallery_pids"],
                                 data["query_camids"], data["gallery_camids"],
@@ -377,15 +443,31 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status (2 on bad arguments or data)."""
+    """Run the command line; returns the exit status (2 on bad arguments or data).
+
+    Bad data (missing or unreadable files, wrong layouts, weights that do not
+    fit, non-finite features) ends with one message on stderr and status 2,
+    without a traceback; warnings are printed as one message each.
+    """
+    from .datasets._image_files import CorruptImageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, MemoryError,
-            ImportError) as exc:
-        print(f"sklearn-ecluster {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    prog = f"sklearn-ecluster {args.command}"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {_flag_spelling(str(message))}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return args.func(args)
+        except CorruptImageError as exc:
+            print(f"{prog}: error: {_corrupt_message(exc)}", file=sys.stderr)
+        except (ValueError, TypeError, OSError, MemoryError, ImportError) as exc:
+            # OSError: files that cannot be read or written (the message names them)
+            print(f"{prog}: error: {_flag_spelling(str(exc))}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from torchvision.transforms import functional as F
 
 from ..utils._sklearn import StrOptions, validate_params
 from ..utils._validation import check_label_vector
+from ._image_files import to_rgb
 from ._transforms import build_transforms
 
 __all__ = ["ReIDImageDataset", "read_image"]
@@ -32,7 +33,9 @@ def read_image(path):
     Returns
     -------
     image : PIL.Image.Image
-        The decoded image in mode ``"RGB"``; the file is closed.
+        The decoded image in mode ``"RGB"``; the file is closed. Grayscale,
+        palette, RGBA (alpha dropped), CMYK and 16-bit images (high byte kept)
+        are converted.
 
     Raises
     ------
@@ -59,7 +62,8 @@ def read_image(path):
         raise TypeError(f"path must be a str or path-like, got {path!r}.")
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            # a copy either way, so the image outlives the file
+            return image.convert("RGB") if image.mode == "RGB" else to_rgb(image)
     except FileNotFoundError:
         raise  # already names the file
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...

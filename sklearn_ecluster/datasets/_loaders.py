@@ -15,11 +15,11 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from PIL import Image
 from sklearn.utils import Bunch
 
 from ..utils._sklearn import Interval, StrOptions, validate_params
 from ..utils._validation import check_scalar
+from ._image_files import CorruptImageError, find_unreadable
 from ._layouts import (
     DUKEMTMC_REID,
     IMAGE_EXTENSIONS,
@@ -65,40 +65,18 @@ def _warn(message):
     warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
-def _image_problem(path):
-    """``None`` when ``path`` decodes, else why it does not."""
-    try:
-        with Image.open(path) as image:
-            image.verify()  # container checks (PNG chunk CRCs, ...)
-        # verify() does not decode JPEG data, so a truncated file would pass;
-        # decoding at 1/8 scale (draft) still reads all of it, and is cheap
-        with Image.open(path) as image:
-            image.draft("RGB", (1, 1))
-            image.load()
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ...
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def _drop_unreadable(parts, on_corrupt):
     """Check every image of ``parts`` once; raise listing all bad ones, or drop them."""
     if on_corrupt == "ignore":
         return parts
-    problems = {}
-    for paths, _, _ in parts.values():
-        for path in paths:
-            reason = _image_problem(path)
-            if reason is not None:
-                problems[path] = reason
+    problems = find_unreadable(p for paths, _, _ in parts.values() for p in paths)
     if not problems:
         return parts
-    listing = "\n".join(f"  {path}: {reason}" for path, reason in problems.items())
-    message = f"{len(problems)} unreadable or corrupt image file(s):\n{listing}\n"
     if on_corrupt == "raise":
-        raise OSError(
-            message + "Replace them, or pass on_corrupt='skip' to leave them out."
+        raise CorruptImageError(
+            problems, "Replace them, or pass on_corrupt='skip' to leave them out."
         )
-    _warn(message + "They are left out.")
+    _warn(str(CorruptImageError(problems, "They are left out.")))
     kept = {}
     for part, (paths, pids, camids) in parts.items():
         keep = np.array([path not in problems for path in paths], dtype=bool)
@@ -265,8 +243,9 @@ def load_market1501(
         Map the train person ids to ``0..n-1`` (in sorted order), as a
         classification head needs. Query and gallery ids are left as read.
     on_corrupt : {"raise", "skip", "ignore"}, default="raise"
-        What to do with image files that cannot be read. ``"raise"``: open
-        (and decode) every image and raise one error listing all bad files;
+        What to do with image files that cannot be read. ``"raise"``: check
+        every image (PNG: PIL's ``verify()``; JPEG and others: a decode at
+        reduced scale) and raise one error listing all bad files;
         ``"skip"``: leave them out with a warning; ``"ignore"``: open no file
         (fast; a bad file then fails when it is read).
     on_mismatch : {"raise", "skip"}, default="raise"

@@ -26,6 +26,7 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 from ..datasets import ReIDImageDataset, read_image
+from ..datasets._image_files import to_rgb
 
 _EXPECTED = (
     "expected an image path (str or os.PathLike), a PIL image, a uint8 array of "
@@ -42,6 +43,8 @@ def _check_tensor_batch(X):
         )
     if X.shape[0] == 0:
         raise ValueError("X is empty: no images to process.")
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("The tensor X contains NaN or infinite values; images must be finite.")
     return X
 
 
@@ -135,7 +138,7 @@ def to_pil(x):
         return read_image(x)
     if isinstance(x, np.ndarray):
         x = Image.fromarray(x)
-    return x if x.mode == "RGB" else x.convert("RGB")
+    return to_rgb(x)
 
 
 class ImageItems(Dataset):

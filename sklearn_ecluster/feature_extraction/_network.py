@@ -207,8 +207,19 @@ def load_into(module, state_dict, *, strict, source):
     """Load ``state_dict`` into ``module``; missing/unexpected keys raise or warn.
 
     ``strict=True`` raises ValueError on missing or unexpected keys;
-    ``strict=False`` warns. Shape mismatches always raise.
+    ``strict=False`` warns. Shape mismatches always raise, naming a few.
     """
+    # checked here: torch's own message lists every mismatched tensor on its line
+    own = module.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the network"
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(
+            f"The weights of {source} do not fit the network: {len(mismatched)} "
+            f"tensor(s) of another shape ({'; '.join(mismatched[:3])}"
+            f"{'; ...' if len(mismatched) > 3 else ''}). Weights of another backbone "
+            "or embedding_dim?"
+        )
     try:
         result = module.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:  # size mismatch
@@ -221,7 +232,8 @@ def load_into(module, state_dict, *, strict, source):
     if problems:
         message = f"Loading {source}: " + "; ".join(problems) + "."
         if strict:
-            raise ValueError(message + " Use strict=False to load the matching keys.")
+            raise ValueError(message + " Weights of another backbone? Use strict=False "
+                             "to load only the matching keys.")
         warnings.warn(message, UserWarning, stacklevel=3)
 
 

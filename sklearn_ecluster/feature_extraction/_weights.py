@@ -8,6 +8,7 @@ to put it.
 import copy
 import itertools
 import os
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -75,7 +76,9 @@ def read_state_dict(path):
 
     Tolerates a checkpoint dictionary that wraps the state_dict under a usual
     key (``"state_dict"``, ``"model"``, ...) and DataParallel's ``module.``
-    prefix.
+    prefix. Raises FileNotFoundError when there is no file, and ValueError
+    when the file does not hold a state_dict (another format, a truncated
+    file, a whole pickled model, a dict of other values).
     """
     path = Path(os.fspath(path)).expanduser()
     if not path.is_file():
@@ -85,10 +88,17 @@ def read_state_dict(path):
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise OSError(
-            f"Cannot read {path} as a state_dict with torch.load(weights_only=True) "
-            f"({type(exc).__name__}: {exc})."
+    except OSError:
+        raise  # the file itself cannot be read (permissions, ...): names it
+    except Exception as exc:  # a file of other content: errors come in many types
+        # torch's messages run over many lines; their first sentence says what failed
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split(". ")[0]
+        reason = type(exc).__name__ + (f": {first.splitlines()[0][:200]}" if first else "")
+        raise ValueError(
+            f"{path} is not a state_dict file that torch.load(weights_only=True) "
+            f"reads ({reason}). Pass a file written by "
+            "torch.save(model.state_dict(), path) or save_weights; a whole pickled "
+            "model is not read, since unpickling it could run any code."
         ) from exc
     for key in _WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -69,12 +69,43 @@ def write_checkpoint(checkpoint_dir, state):
         raise
 
 
+def check_checkpoint_dir(checkpoint_dir):
+    """Create ``checkpoint_dir`` if needed; ValueError if it cannot hold checkpoints.
+
+    Checked before the first round, so that a run does not train for hours and
+    then fail to write its first checkpoint.
+    """
+    folder = Path(checkpoint_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"checkpoint_dir={str(checkpoint_dir)!r} is a file, not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"checkpoint_dir={str(checkpoint_dir)!r} cannot be created ({exc})."
+        ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"checkpoint_dir={str(checkpoint_dir)!r} is not writable.")
+
+
 def read_checkpoint(checkpoint_dir, fingerprint):
-    """The saved state of this run, or None when the folder holds no checkpoint."""
+    """The saved state of this run, or None when the folder holds no checkpoint.
+
+    A checkpoint that cannot be read, or that belongs to another run, raises
+    ValueError: it is never overwritten, since it may hold hours of work.
+    """
     path = checkpoint_path(checkpoint_dir)
     if not path.is_file():
         return None
-    state = joblib.load(path)
+    try:
+        state = joblib.load(path)
+    except Exception as exc:  # truncated or foreign files fail in many ways
+        raise ValueError(
+            f"checkpoint_dir={str(checkpoint_dir)!r} holds a checkpoint that cannot be "
+            f"read ({type(exc).__name__}: {str(exc)[:200]}): truncated, damaged or "
+            "written by another version. It is left as it is, not overwritten: delete "
+            f"{str(path)!r} to start this run from scratch, or use another folder."
+        ) from exc
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         raise ValueError(
             f"checkpoint_dir={str(checkpoint_dir)!r} holds a checkpoint of another run "

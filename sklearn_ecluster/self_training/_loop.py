@@ -18,7 +18,12 @@ from ..utils._sklearn import (
     check_is_fitted,
 )
 from ..utils._validation import check_label_vector
-from ._checkpoint import read_checkpoint, run_fingerprint, write_checkpoint
+from ._checkpoint import (
+    check_checkpoint_dir,
+    read_checkpoint,
+    run_fingerprint,
+    write_checkpoint,
+)
 from ._diagnostics import pseudo_label_scores
 
 _EVAL_KEYS = ("rank1", "rank5", "rank10", "mAP", "mINP")
@@ -84,6 +89,32 @@ def _round_seeds(random_state, size):
     return check_random_state(random_state).randint(high, size=size)
 
 
+def _image_files(X):
+    """The image files that ``X`` names (paths, or a ReIDImageDataset's files)."""
+    from ..datasets import ReIDImageDataset
+
+    if isinstance(X, ReIDImageDataset):
+        return X.paths
+    if isinstance(X, list | tuple) or (isinstance(X, np.ndarray) and X.ndim == 1):
+        return [os.fspath(x) for x in X if isinstance(x, str | os.PathLike)]
+    return []
+
+
+def _check_image_files(X, evaluation):
+    """Check every image file once, before round 0, so that no round dies on one."""
+    from ..datasets._image_files import CorruptImageError, find_unreadable
+
+    files = _image_files(X)
+    if evaluation is not None:
+        files = files + _image_files(evaluation[0]) + _image_files(evaluation[3])
+    problems = find_unreadable(files)
+    if problems:
+        raise CorruptImageError(
+            problems, "Replace them, or leave them out (the dataset loaders' "
+            "on_corrupt='skip' does)."
+        )
+
+
 def _n_items(X):
     shape = getattr(X, "shape", None)
     return int(shape[0]) if shape is not None else len(X)
@@ -135,7 +166,9 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     checkpoint_dir : str or path-like, default=None
         Write the state after every round (atomically) to this folder; a
         :meth:`fit` with the same arguments resumes from the last completed
-        round and ends with the same result as an uninterrupted run.
+        round and ends with the same result as an uninterrupted run. A
+        checkpoint of another run, or one that cannot be read, is refused
+        with a ValueError, never overwritten.
     random_state : int, RandomState instance or None, default=None
         Seeds each round's fine-tuning (round ``r`` gets its own seed). An
         int gives the same run every time on one machine with the same thread
@@ -294,6 +327,16 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         self : SelfTrainingReID
+
+        Raises
+        ------
+        OSError
+            If image files given as paths (in ``X`` or ``eval_set``) cannot be
+            read; all of them are named, before the first round.
+        ValueError
+            If ``checkpoint_dir`` is not a writable folder or holds a
+            checkpoint of another run or one that cannot be read (it is left
+            as it is), or if a round's features are not finite.
         """
         n = _n_items(X)
         if n < 2:
@@ -309,10 +352,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                              "selection='last'.")
         extractor, clusterer = self._check_sub_estimators()
         m = self._merges_per_round(clusterer, n)
+        _check_image_files(X, evaluation)
 
         fingerprint = None
         state = None
         if self.checkpoint_dir is not None:
+            check_checkpoint_dir(self.checkpoint_dir)
             fingerprint = self._fingerprint(X, y, eval_set)
             state = read_checkpoint(self.checkpoint_dir, fingerprint)
         if state is None:
@@ -363,6 +408,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         t1 = time.perf_counter()
         features = extractor.transform(X)
         record["train_seconds"], record["extract_seconds"] = t1 - t0, time.perf_counter() - t1
+        if not np.isfinite(np.asarray(features)).all():
+            raise ValueError(
+                f"Round {r}: the features of the training images hold NaN or infinite "
+                "values, so they cannot be clustered; the fine-tuning diverged (try a "
+                "lower lr or later_lr)."
+            )
         if evaluation is not None:
             record.update(self._evaluate(extractor, evaluation))
         if y is not None:
