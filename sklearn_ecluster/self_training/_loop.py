@@ -446,6 +446,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         labels = state["labels"]
         train_labels = self._training_labels(labels, r)
         k = int(train_labels.max()) + 1
+        if k < 2:
+            raise ValueError(
+                f"The clustering of the starting features leaves {k} cluster(s) to train "
+                f"on ({int((train_labels < 0).sum())} outliers): the clusterer "
+                f"{state['clusterer']!r} needs a larger radius or threshold on this data."
+            )
         record = {"round": r, "n_clusters": k}
         if self.outliers == "drop" or (labels < 0).any():
             record["n_outliers"] = int((train_labels < 0).sum())
