@@ -15,8 +15,8 @@ from torch import nn
 from ..datasets import build_transforms
 from ..utils import get_device
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
-from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._cluster_memory import LOSSES, init_cluster_memory
+from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._memory_loss import MEMORY_INITS, init_memory
 from ._network import OUTPUTS, build_network, load_into
 from ._samplers import PKBatchSampler

@@ -17,8 +17,13 @@ import torch
 from sklearn import get_config
 
 from ..utils import check_memory, rows_per_block, to_numpy
-from ._rerank import _expanded_weights, _jaccard_similarity, _query_expansion, \
-    _reciprocal, _stable_knn
+from ._rerank import (
+    _expanded_weights,
+    _jaccard_similarity,
+    _query_expansion,
+    _reciprocal,
+    _stable_knn,
+)
 from ._validation import check_positive_int
 
 
