@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import pairwise_distances
 
-from ..utils._sklearn import Interval, StrOptions, _fit_context
+from ..utils._sklearn import Interval, StrOptions, _fit_context, validate_data
 
 
 def eps_from_distances(D, rho=1.6e-3):
@@ -118,7 +118,7 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         -------
         self : AutoEpsDBSCAN
         """
-        X = np.asarray(X)
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
         if self.metric == "precomputed":
             if X.ndim != 2 or X.shape[0] != X.shape[1]:
                 raise ValueError(f"metric='precomputed' needs a square distance matrix, "
@@ -133,3 +133,8 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         self.labels_ = model.fit(D).labels_.astype(np.int64)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.metric == "precomputed"
+        return tags
