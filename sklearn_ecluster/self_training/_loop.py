@@ -158,9 +158,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         ``metric="precomputed"``.
     camera_aware : bool, default=False
         Centre the features per camera before they are clustered (the means
-        of each camera's unlabelled training images; :func:`~sklearn_ecluster.self_training.center_per_camera`),
-        pass the camera ids to the extractor (camera-balanced P x K batches),
-        and evaluate on features centred per camera (see Notes). Needs
+        of each camera's unlabelled training images;
+        :func:`~sklearn_ecluster.self_training.center_per_camera`), pass the
+        camera ids to the extractor (camera-balanced P x K batches), and
+        evaluate on features centred per camera (see Notes). Needs
         ``fit(X, camids=...)``.
 
     Attributes
@@ -205,8 +206,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     The defaults are the paper's loop (SPEC 7); ``init``, ``label_update``,
     ``outliers``, ``cluster_distance`` and ``camera_aware`` each change one
     design choice, so that any combination runs and each can be compared
-    alone. :func:`~sklearn_ecluster.self_training.make_recipe` names the paper's loops and the contrastive
-    cluster-memory recipe (SPEC 11).
+    alone. :func:`~sklearn_ecluster.self_training.make_recipe` names the
+    paper's loops and the contrastive cluster-memory recipe (SPEC 11).
 
     **Camera ids at evaluation.** With ``camera_aware``, query and gallery
     features are centred with the means of the evaluation images of each
@@ -448,7 +449,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         k = int(train_labels.max()) + 1
         if k < 2:
             raise ValueError(
-                f"The clustering of the starting features leaves {k} cluster(s) to train "
+                f"The clustering before round {r} leaves {k} cluster(s) to train "
                 f"on ({int((train_labels < 0).sum())} outliers): the clusterer "
                 f"{state['clusterer']!r} needs a larger radius or threshold on this data."
             )

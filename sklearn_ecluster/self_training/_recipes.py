@@ -54,8 +54,9 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
 
     - ``"contrastive_dbscan"``: scikit-learn's DBSCAN (``min_samples=4``) on the
       precomputed distance, its radius the mean of the smallest 0.16 % of the
-      pairwise distances at every round (:class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`; Song et
-      al. 2018), so no radius is tuned on a test set;
+      pairwise distances at every round
+      (:class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`; Song et al.
+      2018), so no radius is tuned on a test set;
     - ``"contrastive_energy"``: :class:`~sklearn_ecluster.cluster.EnergyAgglomerative`
       (E-cluster's criterion) with no ``n_clusters``: the full hierarchy, cut
       where the mean silhouette is highest. Its default ``cluster_distance``
