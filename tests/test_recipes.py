@@ -458,3 +458,29 @@ def test_train_recipe_bad_stage_exits_2(tiny_dataset, tmp_path, capsys):
                  str(tmp_path / "x"), *TINY])
     assert code == 2
     assert "layer9" in capsys.readouterr().err
+
+
+def test_pk_epochs_have_iters_per_epoch_batches_of_p_times_k():
+    images, ids, _ = _tiny_images()
+    seen = []
+    ex = _tiny_extractor(sampler="pk", train_batch_size=6, num_instances=2,
+                         iters_per_epoch=3, epochs=2, random_state=0)
+    ex.backbone.register_forward_hook(
+        lambda module, args, out: seen.append(len(args[0])) if module.training else None)
+    ex.fit(images, ids)
+    assert seen == [6] * 6  # 2 epochs x 3 batches of 3 ids x 2 images
+
+
+def test_adam_optimizer_leaves_frozen_parameters_out():
+    from sklearn_ecluster.feature_extraction._training import make_optimizer
+
+    images, ids, _ = _tiny_images()
+    ex = _tiny_extractor(frozen_stages=2).fit(images[:2])
+    opt = make_optimizer(ex.model_, lr=3.5e-4, backbone_lr_mult=1.0, momentum=0.9,
+                         weight_decay=5e-4, kind="adam")
+    assert isinstance(opt, torch.optim.Adam)
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    frozen = {id(p) for i in (0, 1) for p in ex.model_.backbone[i].parameters()}
+    assert not trained & frozen
+    assert trained == {id(p) for p in ex.model_.parameters() if p.requires_grad}
+    assert all(g["weight_decay"] == 5e-4 for g in opt.param_groups)
