@@ -10,11 +10,13 @@ original distance (``lambda = 0``): what SpCL and Cluster-Contrast cluster
 
 Memory: the distances are computed from the features block by block (never
 an ``N x N`` distance matrix); the result is the one ``N x N`` buffer, filled
-in place, beside ``O(N k1^2)`` for the sparse neighbourhood vectors.
+in place, beside ``O(N k1^2)`` for the sparse neighbourhood vectors and
+temporaries bounded by an eighth of the result (on the CPU; on CUDA the
+expansion step of the re-ranking code sizes its blocks from the free memory).
 """
 
 import torch
-from sklearn import get_config
+from sklearn import config_context, get_config
 
 from ..utils import check_memory, rows_per_block, to_numpy
 from ._rerank import (
@@ -87,9 +89,9 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
     -----
     As in the re-ranking, the squared Euclidean distances of each sample are
     divided by their maximum before the weights ``exp(-d)`` are formed.
-    Memory: one ``n_samples x n_samples`` buffer (the result), a block of
-    distance rows (``sklearn.get_config()["working_memory"]``) and
-    ``O(n_samples * k1^2)`` for the neighbourhoods.
+    Memory: one ``n_samples x n_samples`` buffer (the result), temporaries
+    of at most an eighth of it (and of ``sklearn.get_config()["working_memory"]``)
+    and ``O(n_samples * k1^2)`` for the neighbourhoods.
 
     Examples
     --------
@@ -109,9 +111,18 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
         raise ValueError(f"X must be 2-D with at least 2 rows, got shape {tuple(X.shape)}.")
     n = X.shape[0]
     itemsize = X.element_size()
-    check_memory(n * n * itemsize + get_config()["working_memory"] * 2**20 + n * 1024 * 8,
-                 X.device, f"jaccard_distance on {n} samples")
-    step = rows_per_block(n, 8, X.device, n_buffers=4)
+    # temporaries (row blocks, joined pairs) within an eighth of the result
+    # (and within sklearn's working_memory), so the peak stays near one N x N
+    wm = max(16.0, min(float(get_config()["working_memory"]), n * n * itemsize / 8 / 2**20))
+    check_memory(n * n * itemsize + wm * 2**20 + n * 1024 * 8, X.device,
+                 f"jaccard_distance on {n} samples")
+    with config_context(working_memory=wm):
+        return to_numpy(_jaccard(X, k1, k2, wm))
+
+
+def _jaccard(X, k1, k2, wm):
+    n = X.shape[0]
+    step = rows_per_block(n, 8, X.device, working_memory=wm, n_buffers=4)
     dist = _FeatureDistances(X, step)
     kh = round(k1 / 2)  # half-to-even, as numpy.around in the authors' code
     knn = _stable_knn(dist, min(n, max(k1 + 1, k2)), step)
@@ -125,9 +136,10 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
         cols, vals = cols[used], w[used]
     # the set is both the "queries" and the "gallery": each entry is given
     # twice, the second time as a gallery row (index + n)
-    max_pairs = rows_per_block(1, 24, X.device)
+    # about 12 int64 / float temporaries per joined pair in _jaccard_similarity
+    max_pairs = rows_per_block(1, 96, X.device, working_memory=wm)
     S = _jaccard_similarity(torch.cat([rows, rows + n]), torch.cat([cols, cols]),
                             torch.cat([vals, vals]), n, 2 * n, max_pairs)
     out = S.div_(2.0 - S).neg_().add_(1.0).clamp_(min=0.0)  # 1 - min / max, in place
     out.fill_diagonal_(0.0)
-    return to_numpy(out)
+    return out

@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import pairwise_distances
@@ -130,7 +131,11 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         if not self.eps_ > 0:
             self.eps_ = float(np.finfo(np.float32).eps)  # all closest pairs at distance 0
         model = DBSCAN(eps=self.eps_, min_samples=self.min_samples, metric="precomputed")
-        self.labels_ = model.fit(D).labels_.astype(np.int64)
+        # its row chunks within an eighth of the distance matrix (and of the
+        # working_memory setting): the peak stays near that one N x N array
+        wm = max(16.0, min(float(get_config()["working_memory"]), D.nbytes / 8 / 2**20))
+        with config_context(working_memory=wm):
+            self.labels_ = model.fit(D).labels_.astype(np.int64)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
 
