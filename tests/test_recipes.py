@@ -484,3 +484,13 @@ def test_adam_optimizer_leaves_frozen_parameters_out():
     assert not trained & frozen
     assert trained == {id(p) for p in ex.model_.parameters() if p.requires_grad}
     assert all(g["weight_decay"] == 5e-4 for g in opt.param_groups)
+
+
+def test_jaccard_distance_in_small_blocks_matches(monkeypatch):
+    from sklearn_ecluster.metrics import _jaccard, _rerank
+
+    X = np.random.default_rng(5).normal(size=(30, 4))
+    expected = _loop_jaccard(X, 6, 3)
+    for module in (_jaccard, _rerank):  # blocks of 7 rows, 7 joined pairs
+        monkeypatch.setattr(module, "rows_per_block", lambda *args, **kwargs: 7)
+    np.testing.assert_allclose(jaccard_distance(X, k1=6, k2=3), expected, atol=1e-12)

@@ -22,7 +22,6 @@ from ..utils import check_memory, rows_per_block, to_numpy
 from ._rerank import (
     _expanded_weights,
     _jaccard_similarity,
-    _query_expansion,
     _reciprocal,
     _stable_knn,
 )
@@ -58,6 +57,33 @@ class _FeatureDistances:
     def entries(self, i, j):
         d = (self.X[i] - self.X[j]).square_().sum(1)
         return d.div_(self.row_max[i])
+
+
+def _query_expansion_blocks(cols, w, knn, k2, wm):
+    """``_rerank._query_expansion`` by blocks of rows: the same COO entries, in order.
+
+    V_i = mean of V_j over the ``k2`` neighbours j of i; the sort that merges
+    duplicate columns runs on one block at a time.
+    """
+    n, width = cols.shape
+    k2 = min(k2, knn.shape[1])
+    # about six int64 temporaries per candidate entry (columns, keys, sort)
+    step = rows_per_block(k2 * width, 48, cols.device, working_memory=wm, n_buffers=1)
+    out_rows, out_cols, out_vals = [], [], []
+    for r0 in range(0, n, step):
+        nb = knn[r0:r0 + step, :k2]
+        m = nb.shape[0]
+        rows = torch.arange(r0, r0 + m, device=cols.device)[:, None].expand(m, k2 * width)
+        c, v = cols[nb].flatten(1), w[nb].flatten(1)
+        keep = c < n
+        key, inverse = torch.unique(rows[keep] * (n + 1) + c[keep], sorted=True,
+                                    return_inverse=True)
+        vals = torch.zeros(key.shape[0], dtype=w.dtype, device=w.device)
+        vals.index_add_(0, inverse, v[keep])
+        out_rows.append(key // (n + 1))
+        out_cols.append(key % (n + 1))
+        out_vals.append(vals / k2)
+    return torch.cat(out_rows), torch.cat(out_cols), torch.cat(out_vals)
 
 
 def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
@@ -129,7 +155,7 @@ def _jaccard(X, k1, k2, wm):
     F, Fh = knn[:, :k1 + 1], knn[:, :kh + 1]
     cols, w = _expanded_weights(dist, F, _reciprocal(F), Fh, _reciprocal(Fh))
     if k2 != 1:
-        rows, cols, vals = _query_expansion(cols, w, knn, k2)
+        rows, cols, vals = _query_expansion_blocks(cols, w, knn, k2, wm)
     else:
         used = cols < n
         rows = torch.arange(n, device=X.device)[:, None].expand_as(cols)[used]
