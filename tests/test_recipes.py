@@ -494,3 +494,15 @@ def test_jaccard_distance_in_small_blocks_matches(monkeypatch):
     for module in (_jaccard, _rerank):  # blocks of 7 rows, 7 joined pairs
         monkeypatch.setattr(module, "rows_per_block", lambda *args, **kwargs: 7)
     np.testing.assert_allclose(jaccard_distance(X, k1=6, k2=3), expected, atol=1e-12)
+
+
+def test_auto_eps_dbscan_counts_zero_distances_as_neighbours():
+    rng = np.random.default_rng(2)
+    X = np.repeat(rng.normal(size=(6, 2)) * 5, [3, 3, 2, 2, 1, 1], axis=0)  # duplicates
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    model = AutoEpsDBSCAN(eps=0.5, min_samples=2).fit(D)
+    reference = DBSCAN(eps=0.5, min_samples=2, metric="precomputed").fit(D)
+    np.testing.assert_array_equal(model.labels_, reference.labels_)
+    # each group of duplicates (distance 0) is one cluster
+    for group in (slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)):
+        assert len(set(model.labels_[group])) == 1 and model.labels_[group][0] >= 0

@@ -3,7 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn import config_context, get_config
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import pairwise_distances
@@ -48,6 +48,21 @@ def eps_from_distances(D, rho=1.6e-3):
         candidates = np.concatenate([best, block])
         best = np.partition(candidates, t - 1)[:t] if len(candidates) > t else candidates
     return float(best.mean())
+
+
+def _radius_graph(D, eps):
+    """CSR matrix of the entries ``D[i, j] <= eps`` (explicit zeros kept), by row blocks."""
+    n = D.shape[0]
+    step = max(1, (1 << 22) // max(n, 1))
+    rows, cols, vals = [], [], []
+    for r0 in range(0, n, step):
+        i, j = np.nonzero(D[r0:r0 + step] <= eps)
+        rows.append(i + r0)
+        cols.append(j)
+        vals.append(D[r0:r0 + step][i, j])
+    rows, cols, vals = (np.concatenate(a) for a in (rows, cols, vals))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    return sparse.csr_matrix((vals, cols, indptr), shape=(n, n))  # rows already sorted
 
 
 class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
@@ -131,11 +146,9 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         if not self.eps_ > 0:
             self.eps_ = float(np.finfo(np.float32).eps)  # all closest pairs at distance 0
         model = DBSCAN(eps=self.eps_, min_samples=self.min_samples, metric="precomputed")
-        # its row chunks within an eighth of the distance matrix (and of the
-        # working_memory setting): the peak stays near that one N x N array
-        wm = max(16.0, min(float(get_config()["working_memory"]), D.nbytes / 8 / 2**20))
-        with config_context(working_memory=wm):
-            self.labels_ = model.fit(D).labels_.astype(np.int64)
+        # DBSCAN gets the sparse graph of the pairs within eps (the same
+        # neighbourhoods): no second N x N array, whatever its internals do
+        self.labels_ = model.fit(_radius_graph(D, self.eps_)).labels_.astype(np.int64)
         self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
         return self
 
