@@ -166,6 +166,9 @@ def _jaccard(X, k1, k2, wm):
     max_pairs = rows_per_block(1, 96, X.device, working_memory=wm)
     S = _jaccard_similarity(torch.cat([rows, rows + n]), torch.cat([cols, cols]),
                             torch.cat([vals, vals]), n, 2 * n, max_pairs)
-    out = S.div_(2.0 - S).neg_().add_(1.0).clamp_(min=0.0)  # 1 - min / max, in place
-    out.fill_diagonal_(0.0)
-    return out
+    # 1 - min / max = 1 - S / (2 - S), by row blocks: no second N x N temporary
+    for r0 in range(0, n, step):
+        block = S[r0:r0 + step]
+        block.copy_((2.0 - block).reciprocal_().mul_(block).neg_().add_(1.0).clamp_(min=0.0))
+    S.fill_diagonal_(0.0)
+    return S
