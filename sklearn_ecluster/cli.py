@@ -199,6 +199,39 @@ def _cmd_cluster_demo(args):
     return 0
 
 
+def _train_recipe(args, dataset):
+    """``train --recipe contrastive_*``: the recipe's settings, a few flags over them."""
+    from ._jobs import history_table, train
+    from .self_training import make_recipe
+
+    extractor = _extractor(args, frozen_stages=args.frozen_stages)
+    params = {"checkpoint_dir": args.checkpoint_dir, "random_state": args.seed,
+              "verbose": max(1, args.verbose), "metric": args.metric,
+              "camera_aware": args.camera_aware}
+    if args.rounds is not None:
+        params["n_rounds"] = args.rounds
+    if args.cluster_distance is not None:
+        params["cluster_distance"] = args.cluster_distance
+    if args.selection != "auto":
+        params["selection"] = args.selection
+    loop = make_recipe(args.recipe, extractor, **params)
+    if args.recipe == "contrastive_energy":
+        loop.set_params(clusterer__device=args.device)
+    for flag, key in (("recipe_batch_size", "train_batch_size"),
+                      ("num_instances", "num_instances"),
+                      ("iters_per_epoch", "iters_per_epoch")):
+        if getattr(args, flag) is not None:
+            loop.set_params(**{f"feature_extractor__{key}": getattr(args, flag)})
+    print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
+          f"(recipe {args.recipe})")
+    train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
+    print(history_table(loop.history_))
+    print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
+          f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
+          "weights.pt")
+    return 0
+
+
 def _cmd_train(args):
     from ._jobs import history_table, train
     from .cluster import make_clusterer
@@ -206,12 +239,16 @@ def _cmd_train(args):
 
     dataset = _dataset(args)
     _writable_dir(args.output_dir, "--output-dir")
+    if args.recipe is not None and args.recipe.startswith("contrastive"):
+        return _train_recipe(args, dataset)
+    method = args.recipe or args.method  # a paper recipe is its clusterer's preset
     extractor = _extractor(
         args, epochs=args.epochs, lr=args.lr, lr_step=args.lr_step,
         backbone_lr_mult=args.backbone_lr_mult, momentum=args.momentum,
         weight_decay=args.weight_decay, temperature=args.temperature,
         memory_momentum=args.memory_momentum, memory_init=args.memory_init,
         train_batch_size=args.batch_size, dropout=args.dropout, amp=args.amp,
+        frozen_stages=args.frozen_stages,
     )
     cluster_params = {"device": args.device, "merge_percent": args.merge_percent}
     if args.lam is not None:
@@ -221,13 +258,14 @@ def _cmd_train(args):
     if args.schedule:
         cluster_params["merge_schedule"] = args.schedule
     loop = SelfTrainingReID(
-        extractor, make_clusterer(args.method, **cluster_params),
+        extractor, make_clusterer(method, **cluster_params),
         n_rounds=args.rounds, later_epochs=args.later_epochs, later_lr=args.later_lr,
         selection=args.selection, metric=args.metric, checkpoint_dir=args.checkpoint_dir,
         random_state=args.seed, verbose=max(1, args.verbose),
+        camera_aware=args.camera_aware,
     )
     print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
-          f"(method {args.method})")
+          f"(method {method})")
     train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
     print(history_table(loop.history_))
     print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
@@ -320,6 +358,11 @@ def _positive_int(text):
     return value
 
 
+def _stages(text):
+    """``--frozen-stages``: a count (``3``) or a stage name (``layer2``)."""
+    return int(text) if text.isdigit() else text
+
+
 def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
@@ -331,6 +374,7 @@ def build_parser():
     """The argument parser of the command line."""
     from ._demo import DEMO_DATASETS, DEMO_METHODS
     from .cluster import METHOD_PRESETS
+    from .self_training import RECIPES
 
     parser = argparse.ArgumentParser(
         prog="sklearn-ecluster",
@@ -356,6 +400,10 @@ def build_parser():
     p = sub.add_parser("train", help="the self-training loop on a dataset folder")
     _add_dataset_args(p)
     p.add_argument("--method", default="ecluster", choices=sorted(METHOD_PRESETS))
+    p.add_argument("--recipe", default=None, choices=list(RECIPES),
+                   help="a named recipe (overrides --method): the paper's loops "
+                        "(ecluster, buc, dbc) or the contrastive cluster-memory recipe "
+                        "with DBSCAN or the energy clustering (docs: recipes)")
     p.add_argument("--output-dir", default="ecluster_run")
     p.add_argument("--checkpoint-dir", default=None,
                    help="resume-able checkpoints after every round")
@@ -387,6 +435,19 @@ def build_parser():
                    default="euclidean")
     g.add_argument("--no-label-diagnostics", action="store_true",
                    help="do not read train ids even for the pseudo-label diagnostics")
+    g.add_argument("--camera-aware", action="store_true",
+                   help="centre features per camera (the train set's camera ids)")
+    g.add_argument("--frozen-stages", type=_stages, default=None,
+                   help="freeze the backbone's first stages: a count or a stage name "
+                        "(layer2, features.13)")
+    g = p.add_argument_group("contrastive recipes (SPEC 11; default: the recipe's)")
+    g.add_argument("--cluster-distance", choices=["euclidean", "jaccard"], default=None)
+    g.add_argument("--recipe-batch-size", type=_positive_int, default=None,
+                   help="P x K batch size (recipe: 256)")
+    g.add_argument("--num-instances", type=_positive_int, default=None,
+                   help="K images per identity in a batch (recipe: 16)")
+    g.add_argument("--iters-per-epoch", type=_positive_int, default=None,
+                   help="batches per round (recipe: 200)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("extract", help="features of a dataset's images to a .npz")

@@ -18,10 +18,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed_and_restore_rng():
     """Tests must not depend on, nor leak, the global RNG state."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 (the global state is saved to be restored)
     torch_state = torch.get_rng_state()
     yield
-    np.random.set_state(np_state)
+    np.random.set_state(np_state)  # noqa: NPY002
     torch.set_rng_state(torch_state)
 
 

@@ -46,15 +46,19 @@ from sklearn_ecluster.feature_extraction import (
     ReIDFeatureExtractor,
     ReIDNetwork,
     build_network,
+    cluster_contrast_loss,
     convert_tonylins_mobilenet_v2,
+    init_cluster_memory,
     init_memory,
     memory_loss,
+    update_cluster_memory,
     update_memory,
 )
 from sklearn_ecluster.metrics import (
     cmc_curve,
     evaluate_features,
     evaluate_reid,
+    jaccard_distance,
     k_reciprocal_rerank,
     mean_average_precision_score,
     mean_inp_score,
@@ -62,7 +66,13 @@ from sklearn_ecluster.metrics import (
     reid_distances,
 )
 from sklearn_ecluster.plotting import plot_history
-from sklearn_ecluster.self_training import SelfTrainingReID, pseudo_label_scores
+from sklearn_ecluster.self_training import (
+    AutoEpsDBSCAN,
+    SelfTrainingReID,
+    center_per_camera,
+    make_recipe,
+    pseudo_label_scores,
+)
 
 # a valid re-ID evaluation problem: 2 queries x 3 gallery items
 D = np.array([[0.1, 0.5, 0.9], [0.7, 0.2, 0.4]])
@@ -272,6 +282,10 @@ CASES = [
     _case(evaluate_features,
           lambda tmp: evaluate_features(D, D, QP, QP, QC, QC, metric="l1"), ValueError,
           _names("metric", "l1"), "evaluate_features-metric"),
+    _case(jaccard_distance, lambda tmp: jaccard_distance(D, k1=True), TypeError,
+          _names("k1", True), "jaccard_distance-k1-bool"),
+    _case(jaccard_distance, lambda tmp: jaccard_distance(D, k2=0), ValueError,
+          _names("k2", 0), "jaccard_distance-k2-zero"),
     _case(k_reciprocal_rerank, lambda tmp: k_reciprocal_rerank(D, D[:, :2], D, k1=True),
           TypeError, _names("k1", True), "k_reciprocal_rerank-k1-bool"),
     _case(k_reciprocal_rerank, lambda tmp: k_reciprocal_rerank(D, D[:, :2], D, k2=0),
@@ -330,6 +344,24 @@ CASES = [
           _names("backbone", "resnet50"), "ReIDNetwork-backbone"),
     _case(ReIDNetwork, lambda tmp: ReIDNetwork(nn.Identity(), 0), ValueError,
           _names("in_features", 0), "ReIDNetwork-in_features"),
+    _case(init_cluster_memory, lambda tmp: init_cluster_memory(FEATS, LABELS, True),
+          TypeError, _names("n_clusters", True), "init_cluster_memory-n_clusters"),
+    _case(init_cluster_memory, lambda tmp: init_cluster_memory(FEATS.numpy(), LABELS, 2),
+          TypeError, "'features' parameter", "init_cluster_memory-numpy"),
+    _case(cluster_contrast_loss,
+          lambda tmp: cluster_contrast_loss(FEATS, LABELS, MEMORY, temperature=0),
+          ValueError, _names("temperature", 0), "cluster_contrast_loss-temperature"),
+    _case(update_cluster_memory,
+          lambda tmp: update_cluster_memory(MEMORY, FEATS, LABELS, momentum=1.5),
+          ValueError, _names("momentum", 1.5), "update_cluster_memory-momentum"),
+    _case(center_per_camera, lambda tmp: center_per_camera(D, [0, 1], normalize="yes"),
+          TypeError, _names("normalize", "yes"), "center_per_camera-normalize"),
+    _case(center_per_camera, lambda tmp: center_per_camera(D, [0, 1, 2]),
+          ValueError, "one camera id per row", "center_per_camera-camids-length"),
+    _case(make_recipe, lambda tmp: make_recipe("spcl"), ValueError, _names("name", "spcl"),
+          "make_recipe-name"),
+    _case(AutoEpsDBSCAN, lambda tmp: AutoEpsDBSCAN(min_samples=0).fit(D), ValueError,
+          _names("min_samples", 0), "AutoEpsDBSCAN-min_samples"),
     _case(init_memory, lambda tmp: init_memory(FEATS, LABELS, 2, mode="random"),
           ValueError, _names("mode", "random"), "init_memory-mode"),
     _case(init_memory, lambda tmp: init_memory(FEATS, LABELS, True), TypeError,

@@ -17,10 +17,14 @@ from ..utils import get_device
 from ..utils._determinism import deterministic_algorithms
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ..utils._validation import check_int_pair, check_label_vector
+from ._cluster_memory import LOSSES, init_cluster_memory
 from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._memory_loss import MEMORY_INITS, init_memory
 from ._network import OUTPUTS, build_network, load_into
+from ._samplers import PKBatchSampler
+from ._stages import freeze
 from ._training import (
+    OPTIMIZERS,
     local_torch_rng,
     make_optimizer,
     make_seeds,
@@ -42,6 +46,25 @@ def _check_labels(y, n):
             "at least 2 classes (clusters)."
         )
     return classes, codes.astype(np.int64).ravel()
+
+
+def _drop_outliers(data, y, n, camids):
+    """Leave out the images labelled ``-1`` (outliers: trained on by no loss)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n or y.dtype.kind not in "iuf":
+        return data, y, camids  # _check_labels reports shape errors
+    keep = y != -1
+    if keep.all():
+        return data, y, camids
+    if keep.sum() < 2:
+        raise ValueError(f"y labels {int((~keep).sum())} of {n} images -1 (outliers): "
+                         "fewer than 2 images are left to train on.")
+    index = np.flatnonzero(keep)
+    if isinstance(data, torch.Tensor):
+        data = data[torch.from_numpy(index)]
+    else:
+        data = [data[i] for i in index]
+    return data, y[keep], None if camids is None else camids[keep]
 
 
 class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
@@ -136,6 +159,39 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         (slower there); on the CPU, runs with the same ``random_state`` and
         thread count repeat without it. See the :doc:`reproducibility guide
         </user_guide/reproducibility>`.
+    loss : {"memory_softmax", "cluster_contrast"}, default="memory_softmax"
+        ``"memory_softmax"``: the paper's Eq. 2 (SPEC 7). ``"cluster_contrast"``:
+        Cluster-Contrast's InfoNCE over a memory of cluster centroids
+        (:mod:`~sklearn_ecluster.feature_extraction._cluster_memory`): the
+        embedding is L2-normalised after the dropout; its own constants are
+        ``temperature=0.05`` and ``memory_momentum=0.1`` (set them, or use
+        :func:`~sklearn_ecluster.self_training.make_recipe`). Both read
+        ``temperature``, ``memory_momentum`` and ``memory_init``.
+    sampler : {"random", "pk"}, default="random"
+        ``"random"``: shuffled batches of ``train_batch_size`` (SPEC 7).
+        ``"pk"``: ``P = train_batch_size // num_instances`` distinct labels x
+        ``K = num_instances`` images a batch (camera-balanced when :meth:`fit`
+        gets ``camids``), ``iters_per_epoch`` batches an epoch.
+    num_instances : int, default=4
+        ``K`` of the ``"pk"`` sampler; must divide ``train_batch_size``.
+    iters_per_epoch : int or None, default=None
+        Batches per epoch of the ``"pk"`` sampler (Cluster-Contrast: 200-400);
+        None: ``n_train // train_batch_size``.
+    optimizer : {"sgd", "adam"}, default="sgd"
+        ``"sgd"``: SGD with ``momentum`` (SPEC 7); ``"adam"``: Adam
+        (Cluster-Contrast: ``lr=3.5e-4``, ``weight_decay=5e-4``,
+        ``backbone_lr_mult=1``). Both use ``weight_decay`` and the two
+        learning-rate groups.
+    frozen_stages : int, str or None, default=None
+        Freeze the first stages of the backbone: an int ``n`` (the first
+        ``n``), a stage name (up to and including it: ``"layer2"`` of a
+        ResNet, ``"features.13"`` of a MobileNetV2), or None. Frozen stages
+        keep their weights and BatchNorm statistics and need no backward pass
+        (much faster training on a CPU). Stage boundaries: ResNets
+        ``"conv1"`` (the stem), ``"layer1"``..``"layer4"``; models with a
+        ``features`` sequence (MobileNet, EfficientNet, DenseNet, VGG) its
+        children ``"features.0"``, ...; any other module its children
+        (``"0"``, ``"1"``, ... for an ``nn.Sequential``).
 
     Attributes
     ----------
@@ -237,6 +293,12 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "deterministic": ["boolean"],
+        "loss": [StrOptions(set(LOSSES))],
+        "sampler": [StrOptions({"random", "pk"})],
+        "num_instances": [Interval(Integral, 1, None, closed="left")],
+        "iters_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "frozen_stages": [Interval(Integral, 0, None, closed="left"), str, None],
     }
 
     def __init__(
@@ -268,6 +330,12 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         deterministic=False,
+        loss="memory_softmax",
+        sampler="random",
+        num_instances=4,
+        iters_per_epoch=None,
+        optimizer="sgd",
+        frozen_stages=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -295,10 +363,16 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.deterministic = deterministic
+        self.loss = loss
+        self.sampler = sampler
+        self.num_instances = num_instances
+        self.iters_per_epoch = iters_per_epoch
+        self.optimizer = optimizer
+        self.frozen_stages = frozen_stages
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, camids=None):
         """Build the network and, given labels, fine-tune it on them.
 
         Parameters
@@ -307,8 +381,12 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             Training images; see the Notes of the class for the accepted forms.
         y : array-like of shape (n_images,), default=None
             (Pseudo) labels: any values, at least two distinct ones; remapped
-            to ``0..K-1`` internally (``classes_``). None only builds the
+            to ``0..K-1`` internally (``classes_``). The label ``-1`` marks an
+            outlier: that image is not trained on. None only builds the
             network (no training).
+        camids : array-like of shape (n_images,), default=None
+            Camera ids; the ``"pk"`` sampler then balances each label's images
+            over its cameras. Ignored by the ``"random"`` sampler.
 
         Returns
         -------
@@ -317,12 +395,22 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         image_size = check_int_pair(self.image_size, "image_size")
         data = check_images(X)
         n = n_images(data)
-        labels = None if y is None else _check_labels(y, n)
+        if camids is not None:
+            camids = check_label_vector(camids, "camids", n, what="X")
+        if y is not None:
+            data, y, camids = _drop_outliers(data, y, n, camids)
+        labels = None if y is None else _check_labels(y, n_images(data))
+        if self.sampler == "pk" and self.train_batch_size % self.num_instances:
+            raise ValueError(
+                f"train_batch_size={self.train_batch_size} must be a multiple of "
+                f"num_instances={self.num_instances} with sampler='pk' (P x K batches)."
+            )
         device = get_device(self.device, X)
         order_seed, rng_seed = make_seeds(self.random_state)
         with deterministic_algorithms(self.deterministic), local_torch_rng(rng_seed, device):
             if not (self.warm_start and hasattr(self, "model_")):
                 self.model_ = self._build_network(image_size)
+            freeze(self.model_, self.frozen_stages)
             self.model_.to(device).eval()
             self.device_ = device
             self.n_features_out_ = self.model_.out_features(self.output)
@@ -333,7 +421,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             else:
                 self.classes_, codes = labels
                 if self.epochs > 0:
-                    history = self._train(data, codes, image_size, order_seed)
+                    history = self._train(data, codes, image_size, order_seed, camids)
         self.loss_history_ = history
         self.n_iter_ = len(history)
         return self
@@ -349,31 +437,37 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             logger.info("ReIDFeatureExtractor: loaded weights %s", self.weights)
         return network
 
-    def _train(self, data, codes, image_size, order_seed):
+    def _train(self, data, codes, image_size, order_seed, camids=None):
         device = self.device_
         n_classes = int(codes.max()) + 1
         labels = torch.from_numpy(codes).to(device)
         if self.memory_init == "mean":
             features = self._extract(data, image_size, output="embedding",
                                      normalize=False, flip=False)
-            memory = init_memory(torch.from_numpy(features).to(device), labels, n_classes)
+            init = init_cluster_memory if self.loss == "cluster_contrast" else init_memory
+            memory = init(torch.from_numpy(features).to(device), labels, n_classes)
         else:
             memory = torch.zeros(n_classes, self.model_.out_features("embedding"),
                                  device=device)
         generator = torch.Generator().manual_seed(order_seed)
+        batch_sampler = None
+        if self.sampler == "pk":
+            batch_sampler = PKBatchSampler(codes, self.num_instances, self.train_batch_size,
+                                           self.iters_per_epoch, camids, seed=order_seed)
         loader = train_loader(
             data, codes, build_transforms(image_size, train=True),
             batch_size=self.train_batch_size, generator=generator, device=device,
-            num_workers=self.num_workers,
+            num_workers=self.num_workers, batch_sampler=batch_sampler,
         )
         optimizer = make_optimizer(self.model_, lr=self.lr,
                                    backbone_lr_mult=self.backbone_lr_mult,
-                                   momentum=self.momentum, weight_decay=self.weight_decay)
+                                   momentum=self.momentum, weight_decay=self.weight_decay,
+                                   kind=self.optimizer)
         return train_epochs(
             self.model_, loader, memory, optimizer, epochs=self.epochs, lr=self.lr,
             lr_step=self.lr_step, temperature=self.temperature,
             memory_momentum=self.memory_momentum, device=device, amp=self.amp,
-            verbose=self.verbose,
+            verbose=self.verbose, loss=self.loss,
         )
 
     # ------------------------------------------------------------ transform

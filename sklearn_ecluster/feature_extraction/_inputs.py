@@ -189,7 +189,8 @@ def eval_batches(data, transform, image_size, *, batch_size, device, num_workers
         yield x.to(device, non_blocking=True)
 
 
-def train_loader(data, labels, transform, *, batch_size, generator, device, num_workers=0):
+def train_loader(data, labels, transform, *, batch_size, generator, device, num_workers=0,
+                 batch_sampler=None):
     """A shuffling DataLoader of ``(augmented image, label)`` for one fit.
 
     The order and the workers' seeds come from ``generator``: every epoch,
@@ -197,10 +198,17 @@ def train_loader(data, labels, transform, *, batch_size, generator, device, num_
     NumPy in worker ``i`` from ``base + i``, so a seeded ``generator`` makes the
     augmentations repeat with any ``num_workers``. A final batch of a single
     image is dropped: BatchNorm cannot train on one sample.
+    A ``batch_sampler`` (the P x K sampler) replaces the shuffling.
     """
     if isinstance(data, torch.Tensor):
         data = list(data.detach().cpu())
     n = len(data)
+    if batch_sampler is not None:
+        return DataLoader(
+            ImageItems(data, transform, labels=torch.as_tensor(labels, dtype=torch.long)),
+            batch_sampler=batch_sampler, generator=generator, num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+        )
     return DataLoader(
         ImageItems(data, transform, labels=torch.as_tensor(labels, dtype=torch.long)),
         batch_size=batch_size, shuffle=True, generator=generator,

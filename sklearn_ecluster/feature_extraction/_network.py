@@ -147,6 +147,13 @@ class ReIDNetwork(nn.Module):
             return features
         return self.head(features)
 
+    def train(self, mode=True):
+        """Train mode, except the frozen stages (``frozen``): they stay in eval mode."""
+        super().train(mode)
+        for path in getattr(self, "frozen", ()):
+            self.get_submodule(path).eval()  # BatchNorm statistics stay fixed
+        return self
+
     def out_features(self, output):
         """Dimension of the features returned for ``output``."""
         return self.in_features if output == "pool5" else self.head.linear.out_features

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from ._memory_loss import memory_loss, update_memory
+from ._cluster_memory import LOSSES
 
 logger = logging.getLogger("sklearn_ecluster")
 
@@ -53,12 +53,25 @@ def local_torch_rng(seed, device):
         yield
 
 
-def make_optimizer(network, *, lr, backbone_lr_mult, momentum, weight_decay):
-    """SGD over two parameter groups: the backbone (lr x mult) and the head (lr)."""
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(network, *, lr, backbone_lr_mult, momentum, weight_decay,
+                   kind="sgd"):
+    """SGD (or Adam) over two groups: the backbone (lr x mult) and the head (lr).
+
+    Frozen parameters (``requires_grad`` False) are left out. ``momentum`` is
+    SGD's (Nesterov when > 0); Adam keeps its default betas (Cluster-Contrast).
+    """
     groups = [
-        {"params": list(network.backbone.parameters()), "lr_mult": backbone_lr_mult},
-        {"params": list(network.head.parameters()), "lr_mult": 1.0},
+        {"params": [p for p in network.backbone.parameters() if p.requires_grad],
+         "lr_mult": backbone_lr_mult},
+        {"params": [p for p in network.head.parameters() if p.requires_grad],
+         "lr_mult": 1.0},
     ]
+    groups = [g for g in groups if g["params"]]
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum,
                                 nesterov=momentum > 0, weight_decay=weight_decay)
     return optimizer
@@ -81,14 +94,15 @@ def progress_bar(verbose, total, desc):
 
 def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
                  temperature, memory_momentum, device, amp=False, verbose=0,
-                 name="ReIDFeatureExtractor"):
-    """Run ``epochs`` epochs of the memory softmax loss; return per-epoch mean losses.
+                 name="ReIDFeatureExtractor", loss="memory_softmax"):
+    """Run ``epochs`` epochs of the memory ``loss``; return per-epoch mean losses.
 
     Per batch: embeddings in train mode (dropout on), loss against the memory
     as it is, one SGD step, then the memory update with the batch's detached
     embeddings. With ``amp`` on CUDA, the forward pass runs under float16
     autocast with gradient scaling; the loss and the memory stay float32.
     """
+    loss_fn, update_fn = LOSSES[loss]
     use_amp = bool(amp) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     history = []
@@ -107,13 +121,13 @@ def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 features = network(images, output="embedding")
             features = features.float()
-            loss = memory_loss(features, labels, memory, temperature)
+            value = loss_fn(features, labels, memory, temperature)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(value).backward()
             scaler.step(optimizer)
             scaler.update()
-            update_memory(memory, features.detach(), labels, memory_momentum)
-            total += loss.detach() * labels.shape[0]
+            update_fn(memory, features.detach(), labels, memory_momentum)
+            total += value.detach() * labels.shape[0]
             count += labels.shape[0]
             if bar is not None:
                 bar.update(1)

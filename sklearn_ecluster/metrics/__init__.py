@@ -2,6 +2,7 @@
 
 from ._distances import reid_distances
 from ._evaluate import evaluate_features
+from ._jaccard import jaccard_distance
 from ._ranking import (
     cmc_curve,
     evaluate_reid,
@@ -15,6 +16,7 @@ __all__ = [
     "cmc_curve",
     "evaluate_features",
     "evaluate_reid",
+    "jaccard_distance",
     "k_reciprocal_rerank",
     "mean_average_precision_score",
     "mean_inp_score",

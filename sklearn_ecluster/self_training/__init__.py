@@ -1,6 +1,17 @@
-"""The fully unsupervised re-ID loop: :class:`SelfTrainingReID` (paper Algorithm 1)."""
+"""The fully unsupervised re-ID loop: :class:`SelfTrainingReID` (paper Algorithm 1)
+and the contrastive cluster-memory recipe beside it (:func:`make_recipe`)."""
 
+from ._camera import center_per_camera
+from ._dbscan import AutoEpsDBSCAN
 from ._diagnostics import pseudo_label_scores
 from ._loop import SelfTrainingReID
+from ._recipes import RECIPES, make_recipe
 
-__all__ = ["SelfTrainingReID", "pseudo_label_scores"]
+__all__ = [
+    "RECIPES",
+    "AutoEpsDBSCAN",
+    "SelfTrainingReID",
+    "center_per_camera",
+    "make_recipe",
+    "pseudo_label_scores",
+]

@@ -4,6 +4,7 @@ import copy
 import inspect
 import os
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..utils._sklearn import (
     check_is_fitted,
 )
 from ..utils._validation import check_label_vector
+from ._camera import center_per_camera
 from ._checkpoint import (
     check_checkpoint_dir,
     read_checkpoint,
@@ -176,6 +178,37 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         global RNG states are left unchanged.
     verbose : int, default=0
         0 silent; 1 one line per round; 2 also the extractor's progress bars.
+    init : {"singletons", "cluster"}, default="singletons"
+        How round 0 starts. ``"singletons"``: every image its own class
+        (the paper). ``"cluster"``: the features of the starting network
+        (pretrained) are clustered first, by the clusterer as configured
+        (its own ``n_clusters``, threshold or automatic cut), and round 0
+        trains on those clusters (SpCL, Cluster-Contrast).
+    label_update : {"merge", "recluster"}, default="merge"
+        How the labels of the next round are made. ``"merge"``: ``m`` more
+        merges starting from the current labels (the paper).
+        ``"recluster"``: all features clustered afresh, the number of
+        clusters chosen by the clusterer from the data (DBSCAN's radius,
+        ``EnergyAgglomerative``'s ``distance_threshold`` or automatic cut),
+        never from test labels; needs ``n_rounds``.
+    outliers : {"keep", "drop"}, default="keep"
+        ``"keep"``: every image is trained on (a DBSCAN noise point as its own
+        class). ``"drop"``: images in clusters of size 1 and noise points
+        (label -1) are left out of the round's training (Cluster-Contrast);
+        the paper's singleton round 0 (``init="singletons"``) is kept whole.
+    cluster_distance : {"euclidean", "jaccard"}, default="euclidean"
+        The distance that is clustered. ``"euclidean"``: the features
+        themselves. ``"jaccard"``: the k-reciprocal Jaccard distance
+        (:func:`~sklearn_ecluster.metrics.jaccard_distance`, ``k1=30``,
+        ``k2=6``; one ``N x N`` float32 buffer), given to a clusterer with
+        ``metric="precomputed"``.
+    camera_aware : bool, default=False
+        Centre the features per camera before they are clustered (the means
+        of each camera's unlabelled training images;
+        :func:`~sklearn_ecluster.self_training.center_per_camera`), pass the
+        camera ids to the extractor (camera-balanced P x K batches), and
+        evaluate on features centred per camera (see Notes). Needs
+        ``fit(X, camids=...)``.
 
     Attributes
     ----------
@@ -184,7 +217,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     clusterer_ : estimator or None
         The clusterer fitted last (None when no clustering ran).
     labels_ : ndarray of shape (n_images,)
-        The pseudo labels the selected round trained on (``0..K-1``).
+        The pseudo labels the selected round trained on (``0..K-1``; ``-1``
+        for images left out with ``outliers="drop"``).
     n_iter_ : int
         Rounds run.
     best_iteration_ : int
@@ -195,7 +229,9 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         ``extract_seconds``, ``cluster_seconds``, ``seconds``; with an
         ``eval_set`` also ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP``;
         with ``y`` also ``label_precision``, ``label_recall``,
-        ``label_nmi``, ``label_ari`` of the labels trained on.
+        ``label_nmi``, ``label_ari`` of the labels trained on (of the images
+        trained on); with ``outliers="drop"`` or noise labels also
+        ``n_outliers`` (images not trained on).
     merges_per_round_ : int
         ``m``.
     selection_ : str
@@ -212,6 +248,18 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     diagnostics of ``history_``. Selecting the round by mAP on the
     evaluation set, as the paper does, uses test labels and so overstates
     what a truly unsupervised run can expect; ``selection="last"`` does not.
+
+    The defaults are the paper's loop (SPEC 7); ``init``, ``label_update``,
+    ``outliers``, ``cluster_distance`` and ``camera_aware`` each change one
+    design choice, so that any combination runs and each can be compared
+    alone. :func:`~sklearn_ecluster.self_training.make_recipe` names the
+    paper's loops and the contrastive cluster-memory recipe (SPEC 11).
+
+    **Camera ids at evaluation.** With ``camera_aware``, query and gallery
+    features are centred with the means of the evaluation images of each
+    camera (query and gallery pooled). They use no labels, only the images
+    at hand, and work for cameras the training set never saw; the training
+    cameras' means would assume the same cameras in both.
 
     Examples
     --------
@@ -244,6 +292,11 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "checkpoint_dir": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "init": [StrOptions({"singletons", "cluster"})],
+        "label_update": [StrOptions({"merge", "recluster"})],
+        "outliers": [StrOptions({"keep", "drop"})],
+        "cluster_distance": [StrOptions({"euclidean", "jaccard"})],
+        "camera_aware": ["boolean"],
     }
 
     def __init__(
@@ -260,6 +313,11 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         checkpoint_dir=None,
         random_state=None,
         verbose=0,
+        init="singletons",
+        label_update="merge",
+        outliers="keep",
+        cluster_distance="euclidean",
+        camera_aware=False,
     ):
         self.feature_extractor = feature_extractor
         self.clusterer = clusterer
@@ -272,6 +330,11 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.random_state = random_state
         self.verbose = verbose
+        self.init = init
+        self.label_update = label_update
+        self.outliers = outliers
+        self.cluster_distance = cluster_distance
+        self.camera_aware = camera_aware
 
     # ------------------------------------------------------------ checks
     def _check_sub_estimators(self):
@@ -287,10 +350,20 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 "such as ReIDFeatureExtractor."
             )
         fit_params = inspect.signature(clusterer.fit).parameters
-        if "n_clusters" not in clusterer.get_params(deep=False) or "init_labels" not in fit_params:
+        if self.label_update == "merge" and (
+                "n_clusters" not in clusterer.get_params(deep=False)
+                or "init_labels" not in fit_params):
             raise TypeError(
                 f"clusterer={self.clusterer!r} must have an n_clusters parameter and a "
-                "fit(X, init_labels=...) method, such as EnergyAgglomerative."
+                "fit(X, init_labels=...) method, such as EnergyAgglomerative, with "
+                "label_update='merge'; label_update='recluster' takes any clusterer "
+                "with labels_ (such as DBSCAN)."
+            )
+        if (self.cluster_distance == "jaccard"
+                and clusterer.get_params(deep=False).get("metric") != "precomputed"):
+            raise ValueError(
+                f"cluster_distance='jaccard' gives the clusterer a distance matrix: "
+                f"clusterer={self.clusterer!r} needs metric='precomputed'."
             )
         return extractor, clusterer
 
@@ -308,7 +381,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
     # --------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y=None, *, eval_set=None):
+    def fit(self, X, y=None, *, camids=None, eval_set=None):
         """Run the self-training loop on unlabelled training images.
 
         Parameters
@@ -318,6 +391,9 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         y : array-like of shape (n_images,), default=None
             True person ids, used only for the pseudo-label diagnostics of
             ``history_``; never for training or selection.
+        camids : array-like of shape (n_images,), default=None
+            Camera ids of the training images (no identity information);
+            needed by ``camera_aware=True``, else ignored.
         eval_set : Bunch, dict or tuple, default=None
             Query and gallery images with person and camera ids: a dataset
             Bunch from :mod:`sklearn_ecluster.datasets` (its ``query`` and
@@ -343,6 +419,16 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {n} image(s); the loop needs at least 2.")
         if y is not None:
             y = check_label_vector(y, "y", n, what="X", integer=False)
+        if camids is not None:
+            camids = check_label_vector(camids, "camids", n, what="X")
+        if self.camera_aware and camids is None:
+            raise ValueError("camera_aware=True needs the camera ids of the training "
+                             "images: fit(X, camids=...).")
+        if not self.camera_aware:
+            camids = None
+        if self.label_update == "recluster" and self.n_rounds is None:
+            raise ValueError("label_update='recluster' needs n_rounds (a re-clustering "
+                             "has no end of its own).")
         evaluation = _check_eval_set(eval_set)
         selection = self.selection
         if selection == "auto":
@@ -358,13 +444,16 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         state = None
         if self.checkpoint_dir is not None:
             check_checkpoint_dir(self.checkpoint_dir)
-            fingerprint = self._fingerprint(X, y, eval_set)
+            fingerprint = self._fingerprint(X, y if camids is None else (y, camids),
+                                            eval_set)
             state = read_checkpoint(self.checkpoint_dir, fingerprint)
         if state is None:
             seeds = _round_seeds(self.random_state, self.n_rounds or (n // m + 2))
             state = {
                 "fingerprint": fingerprint, "round": 0, "done": False,
-                "labels": np.arange(n, dtype=np.int64), "extractor": extractor,
+                # None: init="cluster" clusters the starting network's features first
+                "labels": np.arange(n, dtype=np.int64) if self.init == "singletons"
+                else None, "extractor": extractor,
                 "clusterer": None, "history": [], "seeds": seeds,
                 "best": None,  # (round, mAP, extractor, labels)
             }
@@ -373,7 +462,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                   f"round {state['round'] - 1}")
 
         while not state["done"]:
-            self._run_round(state, X, y, evaluation, clusterer, m, selection)
+            self._run_round(state, X, y, camids, evaluation, clusterer, m, selection)
             if self.checkpoint_dir is not None:
                 write_checkpoint(self.checkpoint_dir, state)
 
@@ -388,10 +477,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.selection_ = selection
         return self
 
-    def _run_round(self, state, X, y, evaluation, clusterer, m, selection):
+    def _run_round(self, state, X, y, camids, evaluation, clusterer, m, selection):
         r = state["round"]
-        labels = state["labels"]
-        k = int(labels.max()) + 1
         extractor = state["extractor"]
         if r > 0:
             extractor.set_params(warm_start=True, epochs=self.later_epochs, lr=self.later_lr)
@@ -400,14 +487,38 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if "verbose" in extractor.get_params(deep=False):
             # tqdm bars for epochs and extraction at verbose=2, else silent
             extractor.set_params(verbose=2 if self.verbose >= 2 else 0)
-        record = {"round": r, "n_clusters": k}
         t0 = time.perf_counter()
-        extractor.fit(X, labels)
+        init_seconds = 0.0
+        if state["labels"] is None:
+            # init="cluster": cluster the starting (pretrained) network's features
+            extractor.fit(X)
+            state["labels"], state["clusterer"] = self._cluster(
+                clusterer, self._features(extractor, X, camids), None, m)
+            extractor.set_params(warm_start=True)  # train the network just clustered
+            init_seconds = time.perf_counter() - t0
+        labels = state["labels"]
+        train_labels = self._training_labels(labels, r)
+        k = int(train_labels.max()) + 1
+        if k < 2:
+            raise ValueError(
+                f"The clustering before round {r} leaves {k} cluster(s) to train "
+                f"on ({int((train_labels < 0).sum())} outliers): the clusterer "
+                f"{state['clusterer']!r} needs a larger radius or threshold on this data."
+            )
+        record = {"round": r, "n_clusters": k}
+        if self.outliers == "drop" or (labels < 0).any():
+            record["n_outliers"] = int((train_labels < 0).sum())
+        t1 = time.perf_counter()
+        fit_params = {}
+        if camids is not None and "camids" in inspect.signature(extractor.fit).parameters:
+            fit_params["camids"] = camids  # camera-balanced batches
+        extractor.fit(X, train_labels, **fit_params)
         losses = getattr(extractor, "loss_history_", None)
         record["loss"] = float(losses[-1]) if losses else None
-        t1 = time.perf_counter()
-        features = extractor.transform(X)
-        record["train_seconds"], record["extract_seconds"] = t1 - t0, time.perf_counter() - t1
+        t2 = time.perf_counter()
+        features = self._features(extractor, X, camids)
+        record["train_seconds"] = t2 - t1
+        record["extract_seconds"] = time.perf_counter() - t2
         if not np.isfinite(np.asarray(features)).all():
             raise ValueError(
                 f"Round {r}: the features of the training images hold NaN or infinite "
@@ -417,7 +528,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if evaluation is not None:
             record.update(self._evaluate(extractor, evaluation))
         if y is not None:
-            scores = pseudo_label_scores(y, labels)
+            kept = train_labels >= 0
+            scores = pseudo_label_scores(y[kept], train_labels[kept])
             record.update({f"label_{key}": scores[key]
                            for key in ("precision", "recall", "nmi", "ari")})
 
@@ -425,21 +537,25 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         # rounds go on training the extractor; with "last" the current one is the
         # selected one whenever the loop stops, so no copy is made.
         if selection == "last":
-            state["best"] = (r, r, extractor, labels)
+            state["best"] = (r, r, extractor, train_labels)
         elif state["best"] is None or record["mAP"] > state["best"][1]:
-            state["best"] = (r, record["mAP"], copy.deepcopy(extractor), labels.copy())
+            state["best"] = (r, record["mAP"], copy.deepcopy(extractor), train_labels.copy())
 
-        last = (self.n_rounds is not None and r + 1 >= self.n_rounds) or k - m < 1
-        t2 = time.perf_counter()
+        last = self.n_rounds is not None and r + 1 >= self.n_rounds
+        if self.label_update == "merge":
+            last = last or int(labels.max()) + 1 - m < 1
+        t3 = time.perf_counter()
         if not last:
-            model = clone(clusterer).set_params(n_clusters=k - m)
-            if model.get_params(deep=False).get("merge_percent") is not None:
-                # one batched step of exactly m merges, as in the paper's loop
-                model.set_params(merge_percent=(m + 0.5) / len(labels))
-            model.fit(features, init_labels=labels)
-            state["labels"] = np.asarray(model.labels_, dtype=np.int64)
-            state["clusterer"] = model
-        record["cluster_seconds"] = time.perf_counter() - t2
+            new_labels, model = self._cluster(clusterer, features, labels, m)
+            if int(self._training_labels(new_labels, r + 1).max()) + 1 < 2:
+                warnings.warn(
+                    f"SelfTrainingReID: the clustering after round {r} leaves fewer than "
+                    "2 clusters to train on; the loop stops there.", UserWarning,
+                    stacklevel=3)
+                last = True
+            else:
+                state["labels"], state["clusterer"] = new_labels, model
+        record["cluster_seconds"] = time.perf_counter() - t3 + init_seconds
         record["seconds"] = time.perf_counter() - t0
         state["history"].append(record)
         state["round"] = r + 1
@@ -447,29 +563,80 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             print("[SelfTrainingReID] " + _format_record(record))
 
+    def _features(self, extractor, X, camids):
+        """The features that are clustered: centred per camera with ``camera_aware``."""
+        features = extractor.transform(X)
+        return features if camids is None else center_per_camera(features, camids)
+
+    def _training_labels(self, labels, r):
+        """The labels a round trains on: outliers -1 (``"drop"``) or singletons (``"keep"``)."""
+        noise = labels < 0
+        paper_round0 = self.init == "singletons" and r == 0
+        if not noise.any() and (self.outliers == "keep" or paper_round0):
+            return labels  # the paper's loop: the clustering's labels as they are
+        out = labels.copy()
+        if self.outliers == "drop" and not paper_round0:
+            sizes = np.bincount(labels[~noise], minlength=1)
+            out[~noise & (sizes[np.where(noise, 0, labels)] == 1)] = -1
+        else:
+            start = int(labels.max()) + 1 if (~noise).any() else 0
+            out[noise] = start + np.arange(int(noise.sum()))  # each its own class
+        kept = out >= 0
+        out[kept] = np.unique(out[kept], return_inverse=True)[1].ravel()
+        return out
+
+    def _cluster(self, clusterer, features, labels, m):
+        """Cluster ``features`` (the next round's labels): merge or recluster."""
+        from ..metrics import jaccard_distance
+
+        model = clone(clusterer)
+        data = features
+        if self.cluster_distance == "jaccard":
+            data = jaccard_distance(features, k1=30, k2=6)
+        if self.label_update == "merge" and labels is not None:
+            model.set_params(n_clusters=int(labels.max()) + 1 - m)
+            if model.get_params(deep=False).get("merge_percent") is not None:
+                # one batched step of exactly m merges, as in the paper's loop
+                model.set_params(merge_percent=(m + 0.5) / len(labels))
+            model.fit(data, init_labels=labels)
+        else:
+            model.fit(data)
+        return np.asarray(model.labels_, dtype=np.int64), model
+
     def _evaluate(self, extractor, evaluation):
         from ..metrics import evaluate_features
 
         q_x, q_p, q_c, g_x, g_p, g_c = evaluation
-        result = evaluate_features(extractor.transform(q_x), extractor.transform(g_x),
-                                   q_p, g_p, q_c, g_c, metric=self.metric, device="cpu",
-                                   max_rank=min(50, len(g_p)))
+        q_f, g_f = extractor.transform(q_x), extractor.transform(g_x)
+        if self.camera_aware:
+            # each camera's mean from the evaluation images of that camera
+            # (query and gallery pooled): label-free, and valid for new cameras
+            both = center_per_camera(np.concatenate([q_f, g_f]), np.concatenate([q_c, g_c]))
+            q_f, g_f = both[:len(q_f)], both[len(q_f):]
+        result = evaluate_features(q_f, g_f, q_p, g_p, q_c, g_c, metric=self.metric,
+                                   device="cpu", max_rank=min(50, len(g_p)))
         return {key: float(result[key]) for key in _EVAL_KEYS}
 
     # --------------------------------------------------------- transform
-    def transform(self, X):
+    def transform(self, X, *, camids=None):
         """Features of images from the selected round's extractor.
 
         Parameters
         ----------
         X : sequence of images, uint8 array (N, H, W, 3) or tensor (N, 3, H, W)
+        camids : array-like of shape (n_images,), default=None
+            With ``camera_aware``, the features are centred per camera with
+            the means of these images' own cameras; ignored otherwise.
 
         Returns
         -------
         features : ndarray of shape (n_images, n_features)
         """
         check_is_fitted(self)
-        return self.feature_extractor_.transform(X)
+        features = self.feature_extractor_.transform(X)
+        if self.camera_aware and camids is not None:
+            features = center_per_camera(features, camids)
+        return features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -485,6 +652,8 @@ def _format_record(record):
     for key in ("rank1", "mAP"):
         if key in record:
             parts.append(f"{key} {100 * record[key]:5.1f}")
+    if record.get("n_outliers"):
+        parts.append(f"outliers {record['n_outliers']:5d}")
     if record.get("label_precision") is not None:
         parts.append(f"label P/R {record['label_precision']:.2f}/"
                      f"{record['label_recall'] or 0:.2f}")

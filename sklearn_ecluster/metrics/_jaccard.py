@@ -1,0 +1,183 @@
+"""The k-reciprocal Jaccard distance among one set of features (the clustered distance).
+
+The Jaccard term of :func:`~sklearn_ecluster.metrics.k_reciprocal_rerank`
+(the same steps and code: k-reciprocal sets, their expansion, weights
+``exp(-d)``, local query expansion over ``k2`` neighbours, the Jaccard
+distance of the weight vectors), computed among the ``N`` samples of one set
+instead of between a query and a gallery set, without the mix with the
+original distance (``lambda = 0``): what SpCL and Cluster-Contrast cluster
+(``k1 = 30``, ``k2 = 6``).
+
+Memory: the distances are computed from the features block by block (never
+an ``N x N`` distance matrix); the result is the one ``N x N`` buffer, filled
+in place, beside ``O(N k1^2)`` for the sparse neighbourhood vectors and
+temporaries bounded by an eighth of the result (on the CPU; on CUDA the
+expansion step of the re-ranking code sizes its blocks from the free memory).
+"""
+
+from numbers import Integral
+
+import torch
+from sklearn import config_context, get_config
+
+from ..utils import check_memory, rows_per_block, to_numpy
+from ..utils._sklearn import Interval, validate_params
+from ._rerank import (
+    _expanded_weights,
+    _jaccard_similarity,
+    _reciprocal,
+    _stable_knn,
+)
+
+
+class _FeatureDistances:
+    """Rows and entries of the squared Euclidean distances, each row over its maximum.
+
+    The interface of ``_rerank._JointDistances`` (``rows``, ``entries``,
+    ``row_max``) with the distances computed from the features on demand.
+    """
+
+    def __init__(self, X, step):
+        self.X = X
+        self.sq = (X * X).sum(1)
+        n = X.shape[0]
+        row_max = torch.empty(n, dtype=X.dtype, device=X.device)
+        for r0 in range(0, n, step):
+            row_max[r0:r0 + step] = self._squared(r0, min(n, r0 + step)).amax(1)
+        self.row_max = row_max.clamp_(min=torch.finfo(X.dtype).tiny)
+
+    def _squared(self, r0, r1):
+        d = torch.addmm(self.sq[None, :], self.X[r0:r1], self.X.T, alpha=-2.0)
+        d.add_(self.sq[r0:r1, None]).clamp_(min=0.0)
+        idx = torch.arange(r0, r1, device=d.device)
+        d[idx - r0, idx] = 0.0  # exact zero on the diagonal, as in a distance matrix
+        return d
+
+    def rows(self, r0, r1):
+        return self._squared(r0, r1).div_(self.row_max[r0:r1, None])
+
+    def entries(self, i, j):
+        d = (self.X[i] - self.X[j]).square_().sum(1)
+        return d.div_(self.row_max[i])
+
+
+def _query_expansion_blocks(cols, w, knn, k2, wm):
+    """``_rerank._query_expansion`` by blocks of rows: the same COO entries, in order.
+
+    V_i = mean of V_j over the ``k2`` neighbours j of i; the sort that merges
+    duplicate columns runs on one block at a time.
+    """
+    n, width = cols.shape
+    k2 = min(k2, knn.shape[1])
+    # about six int64 temporaries per candidate entry (columns, keys, sort)
+    step = rows_per_block(k2 * width, 48, cols.device, working_memory=wm, n_buffers=1)
+    out_rows, out_cols, out_vals = [], [], []
+    for r0 in range(0, n, step):
+        nb = knn[r0:r0 + step, :k2]
+        m = nb.shape[0]
+        rows = torch.arange(r0, r0 + m, device=cols.device)[:, None].expand(m, k2 * width)
+        c, v = cols[nb].flatten(1), w[nb].flatten(1)
+        keep = c < n
+        key, inverse = torch.unique(rows[keep] * (n + 1) + c[keep], sorted=True,
+                                    return_inverse=True)
+        vals = torch.zeros(key.shape[0], dtype=w.dtype, device=w.device)
+        vals.index_add_(0, inverse, v[keep])
+        out_rows.append(key // (n + 1))
+        out_cols.append(key % (n + 1))
+        out_vals.append(vals / k2)
+    return torch.cat(out_rows), torch.cat(out_cols), torch.cat(out_vals)
+
+
+@validate_params(
+    {
+        "X": ["array-like", torch.Tensor],
+        "k1": [Interval(Integral, 1, None, closed="left")],
+        "k2": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+    },
+    prefer_skip_nested_validation=True,
+)
+def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
+    """The k-reciprocal Jaccard distance matrix among the rows of ``X``.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor of shape (n_samples, n_features)
+        Features (usually L2-normalised).
+    k1 : int, default=30
+        Size of the k-reciprocal neighbourhoods.
+    k2 : int, default=6
+        Neighbours averaged in the local query expansion; 1 turns it off.
+    device : str or torch.device, default="cpu"
+        Where to compute.
+
+    Returns
+    -------
+    distances : ndarray of shape (n_samples, n_samples)
+        Symmetric, in [0, 1], zero on the diagonal; the floating dtype of
+        ``X`` (float32 unless ``X`` is float64). Pass it to a clusterer with
+        ``metric="precomputed"``.
+
+    See Also
+    --------
+    k_reciprocal_rerank : the same Jaccard term between queries and a gallery.
+
+    Notes
+    -----
+    As in the re-ranking, the squared Euclidean distances of each sample are
+    divided by their maximum before the weights ``exp(-d)`` are formed.
+    Memory: one ``n_samples x n_samples`` buffer (the result), temporaries
+    of at most an eighth of it (and of ``sklearn.get_config()["working_memory"]``)
+    and ``O(n_samples * k1^2)`` for the neighbourhoods.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ecluster.metrics import jaccard_distance
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    >>> D = jaccard_distance(X, k1=1, k2=1)
+    >>> D.shape, float(D[0, 1]) < float(D[0, 2])
+    ((4, 4), True)
+    """
+    X = torch.as_tensor(X, device=device)
+    if not X.is_floating_point():
+        X = X.float()
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"X must be 2-D with at least 2 rows, got shape {tuple(X.shape)}.")
+    n = X.shape[0]
+    itemsize = X.element_size()
+    # temporaries (row blocks, joined pairs) within an eighth of the result
+    # (and within sklearn's working_memory), so the peak stays near one N x N
+    wm = max(16.0, min(float(get_config()["working_memory"]), n * n * itemsize / 8 / 2**20))
+    check_memory(n * n * itemsize + wm * 2**20 + n * 1024 * 8, X.device,
+                 f"jaccard_distance on {n} samples")
+    with config_context(working_memory=wm):
+        return to_numpy(_jaccard(X, k1, k2, wm))
+
+
+def _jaccard(X, k1, k2, wm):
+    n = X.shape[0]
+    step = rows_per_block(n, 8, X.device, working_memory=wm, n_buffers=4)
+    dist = _FeatureDistances(X, step)
+    kh = round(k1 / 2)  # half-to-even, as numpy.around in the authors' code
+    knn = _stable_knn(dist, min(n, max(k1 + 1, k2)), step)
+    F, Fh = knn[:, :k1 + 1], knn[:, :kh + 1]
+    cols, w = _expanded_weights(dist, F, _reciprocal(F), Fh, _reciprocal(Fh))
+    if k2 != 1:
+        rows, cols, vals = _query_expansion_blocks(cols, w, knn, k2, wm)
+    else:
+        used = cols < n
+        rows = torch.arange(n, device=X.device)[:, None].expand_as(cols)[used]
+        cols, vals = cols[used], w[used]
+    # the set is both the "queries" and the "gallery": each entry is given
+    # twice, the second time as a gallery row (index + n)
+    # about 12 int64 / float temporaries per joined pair in _jaccard_similarity
+    max_pairs = rows_per_block(1, 96, X.device, working_memory=wm)
+    S = _jaccard_similarity(torch.cat([rows, rows + n]), torch.cat([cols, cols]),
+                            torch.cat([vals, vals]), n, 2 * n, max_pairs)
+    # 1 - min / max = 1 - S / (2 - S), by row blocks: no second N x N temporary
+    for r0 in range(0, n, step):
+        block = S[r0:r0 + step]
+        block.copy_((2.0 - block).reciprocal_().mul_(block).neg_().add_(1.0).clamp_(min=0.0))
+    S.fill_diagonal_(0.0)
+    return S

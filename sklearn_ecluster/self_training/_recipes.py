@@ -1,0 +1,119 @@
+"""Named recipes: the paper's loops (E-cluster, BUC, DBC) and the contrastive one.
+
+Keeping them here means the command line, the benchmarks and the user's code
+run exactly the same configurations.
+"""
+
+from copy import deepcopy
+
+from sklearn.base import clone
+
+from ..utils._sklearn import HasMethods, StrOptions, validate_params
+
+PAPER_RECIPES = ("ecluster", "buc", "dbc")
+CONTRASTIVE_RECIPES = ("contrastive_dbscan", "contrastive_energy")
+RECIPES = PAPER_RECIPES + CONTRASTIVE_RECIPES
+
+#: The extractor of the contrastive cluster-memory recipe (SPEC 11, Cluster-Contrast).
+CONTRASTIVE_EXTRACTOR = {
+    "loss": "cluster_contrast", "temperature": 0.05, "memory_momentum": 0.1,
+    "sampler": "pk", "train_batch_size": 256, "num_instances": 16, "iters_per_epoch": 200,
+    "optimizer": "adam", "lr": 3.5e-4, "backbone_lr_mult": 1.0, "weight_decay": 5e-4,
+    "lr_step": None, "dropout": 0.0, "epochs": 1,
+}
+#: Its loop: one epoch a round, every round re-clustered afresh.
+CONTRASTIVE_LOOP = {
+    "init": "cluster", "label_update": "recluster", "outliers": "drop",
+    "cluster_distance": "jaccard", "n_rounds": 50, "later_epochs": 1, "later_lr": 3.5e-4,
+    "selection": "last",
+}
+
+
+@validate_params(
+    {
+        "name": [StrOptions(set(RECIPES))],
+        "feature_extractor": [HasMethods(["fit", "transform"]), None],
+        "clusterer": [HasMethods(["fit"]), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **params):
+    """A :class:`~sklearn_ecluster.self_training.SelfTrainingReID` configured as a named recipe.
+
+    ``"ecluster"``, ``"buc"``, ``"dbc"``: the paper's loop (SPEC 7: singleton
+    round 0, ``m`` more merges a round, memory softmax, SGD) with the
+    clusterer of :func:`~sklearn_ecluster.cluster.make_clusterer`.
+
+    ``"contrastive_dbscan"`` and ``"contrastive_energy"``: the cluster-memory
+    contrastive recipe (SPEC 11): round 0 on the clusters of the pretrained
+    features; every round (one epoch of 200 P x K batches, 16 x 16) re-clusters
+    all features on the k-reciprocal Jaccard distance and leaves clusters of
+    one image and noise out; InfoNCE over a memory of cluster centroids
+    (temperature 0.05, momentum 0.1); Adam at 3.5e-4, weight decay 5e-4, no
+    dropout; 50 rounds, the last one kept. The clusterer:
+
+    - ``"contrastive_dbscan"``: scikit-learn's DBSCAN (``min_samples=4``) on the
+      precomputed distance, its radius the mean of the smallest 0.16 % of the
+      pairwise distances at every round
+      (:class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`; Song et al.
+      2018), so no radius is tuned on a test set;
+    - ``"contrastive_energy"``: the standalone energy clustering
+      (``make_clusterer("standalone")``: weighted energy distance, exact) with
+      no ``n_clusters``: the full hierarchy, cut where the mean silhouette is
+      highest, so the number of clusters comes from the data. Its default
+      ``cluster_distance`` is ``"euclidean"``; ``cluster_distance="jaccard"``
+      sets its ``metric="precomputed"``.
+
+    Parameters
+    ----------
+    name : {"ecluster", "buc", "dbc", "contrastive_dbscan", "contrastive_energy"}, \\
+            default="ecluster"
+    feature_extractor : estimator, default=None
+        The extractor (None: ``ReIDFeatureExtractor()``). The contrastive
+        recipes set their training parameters (``CONTRASTIVE_EXTRACTOR``) on
+        a clone of it; change them afterwards with ``set_params``, e.g.
+        ``feature_extractor__train_batch_size=64``.
+    clusterer : estimator, default=None
+        Replaces the recipe's clusterer.
+    **params
+        Parameters of :class:`SelfTrainingReID`; they override the recipe's
+        (``n_rounds``, ``camera_aware``, ``cluster_distance``,
+        ``random_state``, ...).
+
+    Returns
+    -------
+    loop : SelfTrainingReID
+
+    Examples
+    --------
+    >>> from sklearn_ecluster.self_training import make_recipe
+    >>> loop = make_recipe("contrastive_dbscan", n_rounds=10)
+    >>> loop.label_update, loop.cluster_distance, loop.n_rounds
+    ('recluster', 'jaccard', 10)
+    >>> loop.feature_extractor.loss, loop.feature_extractor.optimizer
+    ('cluster_contrast', 'adam')
+    >>> make_recipe("buc").clusterer.linkage
+    'single'
+    """
+    from ..cluster import make_clusterer
+    from ..feature_extraction import ReIDFeatureExtractor
+    from ._dbscan import AutoEpsDBSCAN
+    from ._loop import SelfTrainingReID
+
+    if name in PAPER_RECIPES:
+        if clusterer is None:
+            clusterer = make_clusterer(name)
+        return SelfTrainingReID(feature_extractor, clusterer, **params)
+    loop_params = {**deepcopy(CONTRASTIVE_LOOP), **params}
+    if name == "contrastive_energy" and "cluster_distance" not in params:
+        loop_params["cluster_distance"] = "euclidean"
+    metric = "precomputed" if loop_params["cluster_distance"] == "jaccard" else "euclidean"
+    if clusterer is None:
+        if name == "contrastive_dbscan":
+            clusterer = AutoEpsDBSCAN(min_samples=4, metric=metric)
+        else:
+            clusterer = make_clusterer("standalone", metric=metric)
+    extractor = clone(feature_extractor if feature_extractor is not None
+                      else ReIDFeatureExtractor())
+    extractor.set_params(**CONTRASTIVE_EXTRACTOR)
+    return SelfTrainingReID(extractor, clusterer, **loop_params)

@@ -1,0 +1,508 @@
+"""The design choices of issue 10, each against a hand-computed case on tiny data.
+
+The cluster-memory contrastive loss and its memory, the P x K sampler,
+outlier removal, frozen backbone stages, per-camera centring, the
+k-reciprocal Jaccard distance, the data-driven DBSCAN radius, the loop with
+each new option, the named recipes and ``train --recipe``.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, clone
+from sklearn.cluster import DBSCAN, KMeans
+from torch import nn
+
+from sklearn_ecluster import EnergyAgglomerative, ReIDFeatureExtractor
+from sklearn_ecluster.cli import main
+from sklearn_ecluster.feature_extraction import (
+    cluster_contrast_loss,
+    init_cluster_memory,
+    update_cluster_memory,
+)
+from sklearn_ecluster.feature_extraction._samplers import PKBatchSampler
+from sklearn_ecluster.feature_extraction._stages import backbone_stages
+from sklearn_ecluster.metrics import evaluate_features, jaccard_distance
+from sklearn_ecluster.self_training import (
+    RECIPES,
+    AutoEpsDBSCAN,
+    SelfTrainingReID,
+    center_per_camera,
+    make_recipe,
+)
+from sklearn_ecluster.self_training._dbscan import eps_from_distances
+
+# float32 GEMM / normalisation on values of order 1
+RTOL = 1e-4
+
+
+def _tiny_images(seed=0, n_ids=6, per_id=4):
+    """Images of a person: one colour + noise; cameras 0, 0, 1, 1 (camera 1 brighter)."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n_ids), per_id)
+    cams = np.tile(np.arange(per_id) * 2 // per_id, n_ids)
+    base = rng.integers(0, 200, size=(n_ids, 1, 1, 3))
+    noise = rng.normal(0, 20, size=(len(ids), 32, 16, 3))
+    images = np.clip(base[ids] + noise + 40 * cams[:, None, None, None], 0, 255)
+    return images.astype(np.uint8), ids, cams
+
+
+def _tiny_extractor(**params):
+    with torch.random.fork_rng():  # the same initial weights at every call
+        torch.manual_seed(0)
+        backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                                 nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8))
+    return ReIDFeatureExtractor(backbone, image_size=(32, 16), embedding_dim=8,
+                                device="cpu", **params)
+
+
+# ------------------------------------------------------------------ memory
+def test_cluster_memory_init_is_the_normalised_mean_without_outliers():
+    features = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [9.0, 9.0]])
+    memory = init_cluster_memory(features, torch.tensor([0, 1, 1, -1]), 2)
+    # cluster 0: (3, 4) / 5; cluster 1: mean (0.5, 1) / |(0.5, 1)|
+    expected = np.array([[0.6, 0.8], [0.5, 1.0] / np.hypot(0.5, 1.0)])
+    np.testing.assert_allclose(memory.numpy(), expected, rtol=RTOL)
+
+
+def test_infonce_loss_matches_a_hand_computation():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(5, 4))
+    memory = rng.normal(size=(3, 4))
+    memory /= np.linalg.norm(memory, axis=1, keepdims=True)
+    y = np.array([0, 2, 1, 1, 0])
+    q = f / np.linalg.norm(f, axis=1, keepdims=True)
+    logits = q @ memory.T / 0.05
+    expected = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, y[i]] for i in range(5)])
+    got = cluster_contrast_loss(torch.tensor(f, dtype=torch.float32),
+                                torch.tensor(y), torch.tensor(memory, dtype=torch.float32))
+    # logits up to 20 in float32: the log-sum-exp keeps ~1e-6 relative error
+    assert float(got) == pytest.approx(expected, rel=RTOL)
+
+
+def test_memory_update_is_sequential_with_momentum_and_normalisation():
+    rng = np.random.default_rng(1)
+    memory = rng.normal(size=(3, 4))
+    memory /= np.linalg.norm(memory, axis=1, keepdims=True)
+    f = rng.normal(size=(6, 4)) * 3.0
+    y = [2, 0, 2, 2, 1, 0]  # label 2 three times: each update on top of the last
+    expected = memory.copy()
+    for v, label in zip(f, y):
+        q = v / np.linalg.norm(v)
+        row = 0.1 * expected[label] + 0.9 * q
+        expected[label] = row / np.linalg.norm(row)
+    got = torch.tensor(memory, dtype=torch.float32)
+    update_cluster_memory(got, torch.tensor(f, dtype=torch.float32), torch.tensor(y))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=RTOL, atol=1e-6)
+
+
+def test_cluster_contrast_training_runs_with_its_own_loss():
+    images, ids, _ = _tiny_images()
+    ex = _tiny_extractor(loss="cluster_contrast", temperature=0.05, memory_momentum=0.1,
+                         optimizer="adam", lr=3e-3, backbone_lr_mult=1.0, lr_step=None,
+                         dropout=0.0, epochs=4, train_batch_size=8, random_state=0)
+    ex.fit(images, ids)
+    assert len(ex.loss_history_) == 4 and np.isfinite(ex.loss_history_).all()
+    other = clone(ex).set_params(loss="memory_softmax").fit(images, ids)
+    assert other.loss_history_ != ex.loss_history_
+
+
+# ---------------------------------------------------------------- outliers
+def test_outliers_are_left_out_of_training():
+    images, ids, _ = _tiny_images()
+    y = ids.copy()
+    y[[1, 5, 9]] = -1
+    keep = y >= 0
+    params = dict(epochs=2, train_batch_size=6, random_state=0)
+    a = _tiny_extractor(**params).fit(images, y)
+    b = _tiny_extractor(**params).fit(images[keep], y[keep])
+    np.testing.assert_array_equal(a.classes_, np.arange(6))
+    assert a.loss_history_ == b.loss_history_
+    for (name, pa), pb in zip(a.model_.state_dict().items(), b.model_.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_loop_training_labels_drop_or_keep_outliers():
+    labels = np.array([0, 0, 1, 2, 2, -1, 3])
+    drop = SelfTrainingReID(outliers="drop", init="cluster")
+    # clusters 1 and 3 have one image each, and -1 is noise
+    np.testing.assert_array_equal(drop._training_labels(labels, 1), [0, 0, -1, 1, 1, -1, -1])
+    keep = SelfTrainingReID(outliers="keep", init="cluster")
+    np.testing.assert_array_equal(keep._training_labels(labels, 1), [0, 0, 1, 2, 2, 4, 3])
+    # the paper's singleton round 0 is trained whole
+    paper = SelfTrainingReID(outliers="drop")
+    np.testing.assert_array_equal(paper._training_labels(np.arange(4), 0), np.arange(4))
+
+
+# ----------------------------------------------------------------- sampler
+def test_pk_sampler_batches_have_p_ids_times_k_images():
+    sizes = [1, 2, 3, 5, 6]
+    labels = np.repeat(np.arange(5), sizes)
+    sampler = PKBatchSampler(labels, n_instances=2, batch_size=6, n_batches=7, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    for batch in batches:
+        ids, counts = np.unique(labels[batch], return_counts=True)
+        assert len(ids) == 3 and (counts == 2).all()
+        for i in ids:  # distinct images unless the label has fewer than K
+            picked = np.asarray(batch)[labels[batch] == i]
+            assert len(set(picked)) == min(2, sizes[i])
+    # every label within ceil(5 / 3) batches
+    assert set(labels[np.concatenate(batches[:2])]) == set(range(5))
+    again = list(PKBatchSampler(labels, n_instances=2, batch_size=6, n_batches=7, seed=3))
+    other = list(PKBatchSampler(labels, n_instances=2, batch_size=6, n_batches=7, seed=4))
+    assert again == batches and other != batches
+
+
+def test_pk_sampler_balances_cameras_and_continues_over_epochs():
+    labels = np.repeat([0, 1], 6)
+    camids = np.array([0, 0, 0, 0, 1, 1] * 2)
+    sampler = PKBatchSampler(labels, n_instances=4, batch_size=8, n_batches=3,
+                             camids=camids, seed=0)
+    first, second = list(sampler), list(sampler)
+    for batch in first + second:
+        for i in (0, 1):
+            picked = np.asarray(batch)[labels[batch] == i]
+            assert np.bincount(camids[picked], minlength=2).tolist() == [2, 2]
+    assert first != second  # a new draw each epoch
+
+
+def test_extractor_pk_sampler_checks_the_batch_and_runs():
+    images, ids, cams = _tiny_images()
+    with pytest.raises(ValueError, match="multiple of num_instances"):
+        _tiny_extractor(sampler="pk", train_batch_size=6, num_instances=4).fit(images, ids)
+    ex = _tiny_extractor(sampler="pk", train_batch_size=8, num_instances=2,
+                         iters_per_epoch=3, epochs=2, random_state=0)
+    a = ex.fit(images, ids, camids=cams).loss_history_
+    b = clone(ex).fit(images, ids, camids=cams).loss_history_
+    assert len(a) == 2 and a == b
+
+
+# ----------------------------------------------------------- frozen stages
+def test_backbone_stage_boundaries_by_architecture():
+    import torchvision
+
+    resnet = dict(backbone_stages(torchvision.models.resnet18()))
+    assert list(resnet) == ["conv1", "layer1", "layer2", "layer3", "layer4"]
+    assert resnet["conv1"] == ["conv1", "bn1", "relu", "maxpool"]
+    mobile = [name for name, _ in backbone_stages(torchvision.models.mobilenet_v2())]
+    assert mobile == [f"features.{i}" for i in range(19)]
+
+
+def test_frozen_stages_keep_weights_bn_statistics_and_outputs():
+    images, ids, _ = _tiny_images()
+    params = dict(epochs=2, train_batch_size=8, random_state=0, lr=0.5)
+    start = _tiny_extractor(**params).fit(images)  # built, not trained: the same init
+    ex = _tiny_extractor(frozen_stages=2, **params).fit(images, ids)
+    same_by_name = _tiny_extractor(frozen_stages="1", **params).fit(images, ids)
+    before, after = start.model_.backbone, ex.model_.backbone
+    for i in (0, 1):  # the frozen conv and BatchNorm
+        for key, value in before[i].state_dict().items():
+            assert torch.equal(value, after[i].state_dict()[key]), (i, key)
+        assert not any(p.requires_grad for p in after[i].parameters())
+    # the trained part did change (its BatchNorm statistics too)
+    assert not torch.equal(before[4].running_mean, after[4].running_mean)
+    assert all(p.requires_grad for p in after[3].parameters())
+    x = torch.randn(3, 3, 32, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(before[:2].eval()(x), after[:2].eval()(x))
+    assert same_by_name.model_.frozen == ex.model_.frozen == ["backbone.0", "backbone.1"]
+    # frozen stages stay in eval mode when the network trains
+    ex.model_.train()
+    assert not after[1].training and after[4].training
+    ex.model_.eval()
+    with pytest.raises(ValueError, match="not a stage"):
+        _tiny_extractor(frozen_stages="layer9").fit(images[:2])
+    with pytest.raises(ValueError, match="only 5 stages"):
+        _tiny_extractor(frozen_stages=6).fit(images[:2])
+
+
+# ------------------------------------------------------------------ cameras
+def test_center_per_camera_matches_numpy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 5))
+    cams = rng.choice([3, 7, 9], size=20)
+    expected = X.copy()
+    for c in np.unique(cams):
+        expected[cams == c] -= X[cams == c].mean(axis=0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(center_per_camera(X, cams), expected, rtol=RTOL, atol=1e-6)
+
+
+# ---------------------------------------------------- Jaccard and DBSCAN eps
+def _loop_jaccard(X, k1, k2):
+    """The Jaccard term of the authors' re-ranking code, one sample at a time."""
+    full = ((X[:, None] - X[None]) ** 2).sum(-1)
+    dist = (full / full.max(axis=0)).T
+    n = len(dist)
+    rank = np.argsort(dist, axis=1, kind="stable")
+
+    def reciprocal(i, k):
+        return [j for j in rank[i, :k + 1] if i in rank[j, :k + 1]]
+
+    V = np.zeros((n, n))
+    for i in range(n):
+        r_i = reciprocal(i, k1)
+        expanded = set(r_i)
+        for j in r_i:
+            r_j = reciprocal(j, int(np.around(k1 / 2)))
+            if len(set(r_j) & set(r_i)) > 2 / 3 * len(r_j):
+                expanded |= set(r_j)
+        cols = sorted(expanded)
+        w = np.exp(-dist[i, cols])
+        V[i, cols] = w / w.sum()
+    if k2 != 1:
+        V = np.array([V[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    return np.array([[1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum()
+                      for j in range(n)] for i in range(n)])
+
+
+@pytest.mark.parametrize("k1, k2", [(5, 3), (8, 1), (30, 6)])
+def test_jaccard_distance_matches_the_published_algorithm(k1, k2):
+    X = np.random.default_rng(k1).normal(size=(30, 4))
+    np.testing.assert_allclose(jaccard_distance(X, k1=k1, k2=k2), _loop_jaccard(X, k1, k2),
+                               atol=1e-12)
+    D32 = jaccard_distance(X.astype(np.float32), k1=k1, k2=k2)
+    assert D32.dtype == np.float32
+    np.testing.assert_allclose(D32, D32.T, atol=1e-6)
+
+
+def test_eps_from_distances_and_dbscan_match_brute_force():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    upper = np.sort(D[np.triu_indices(40, k=1)])
+    t = round(0.05 * 40 * 39 / 2)
+    assert eps_from_distances(D, rho=0.05) == pytest.approx(upper[:t].mean(), rel=1e-12)
+    model = AutoEpsDBSCAN(rho=0.05, min_samples=3).fit(D)
+    reference = DBSCAN(eps=upper[:t].mean(), min_samples=3, metric="precomputed").fit(D)
+    np.testing.assert_array_equal(model.labels_, reference.labels_)
+    assert model.eps_ == pytest.approx(upper[:t].mean())
+
+
+# --------------------------------------------------------------- the loop
+def _pretrained_features(extractor, images, seed=0, n_rounds=1):
+    """The features the loop's round 0 clusters: its seed, the network built."""
+    round_seed = int(np.random.RandomState(seed).randint(np.iinfo(np.int32).max,
+                                                         size=n_rounds)[0])
+    return clone(extractor).set_params(random_state=round_seed).fit(images).transform(images)
+
+
+def test_init_cluster_with_jaccard_dbscan_and_dropped_outliers():
+    images, ids, _ = _tiny_images()
+    ex = _tiny_extractor(epochs=1, train_batch_size=8)
+    D = jaccard_distance(_pretrained_features(ex, images))
+    # a radius that gives at least 2 clusters on these features (set before the loop)
+    for q in (0.05, 0.1, 0.2, 0.3, 0.5):
+        eps = float(np.quantile(D[np.triu_indices(len(D), k=1)], q))
+        if DBSCAN(eps=eps, min_samples=3, metric="precomputed").fit(D).labels_.max() >= 1:
+            break
+    clusterer = DBSCAN(eps=eps, min_samples=3, metric="precomputed")
+    loop = SelfTrainingReID(ex, clusterer, init="cluster", label_update="recluster",
+                            outliers="drop", cluster_distance="jaccard", n_rounds=1,
+                            random_state=0).fit(images, ids)
+    expected = clusterer.fit(D).labels_
+    kept = expected >= 0
+    assert kept.sum() >= 2
+    np.testing.assert_array_equal(loop.labels_ >= 0, kept)
+    np.testing.assert_array_equal(
+        loop.labels_[kept], np.unique(expected[kept], return_inverse=True)[1])
+    assert loop.history_[0]["n_outliers"] == int((~kept).sum())
+    assert loop.history_[0]["n_clusters"] == len(set(expected[kept]))
+
+
+def test_camera_aware_clusters_centred_features_and_evaluates_centred():
+    images, ids, cams = _tiny_images()
+    ex = _tiny_extractor(epochs=1, train_batch_size=8)
+    centred = center_per_camera(_pretrained_features(ex, images), cams)
+    clusterer = EnergyAgglomerative(n_clusters=5, merge_percent=None, device="cpu")
+    q, g = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    eval_set = (images[q], ids[q], cams[q], images[g], ids[g], cams[g])
+    loop = SelfTrainingReID(ex, clusterer, init="cluster", camera_aware=True,
+                            n_rounds=1, selection="last", random_state=0)
+    loop.fit(images, ids, camids=cams, eval_set=eval_set)
+    expected = clone(clusterer).fit(centred).labels_
+    np.testing.assert_array_equal(loop.labels_, expected)
+    both = center_per_camera(
+        np.concatenate([loop.feature_extractor_.transform(images[q]),
+                        loop.feature_extractor_.transform(images[g])]),
+        np.concatenate([cams[q], cams[g]]))
+    res = evaluate_features(both[:12], both[12:], ids[q], ids[g], cams[q], cams[g],
+                            device="cpu", max_rank=12)
+    assert loop.history_[0]["mAP"] == pytest.approx(float(res["mAP"]), rel=1e-6)
+    with pytest.raises(ValueError, match="camera ids"):
+        clone(loop).fit(images)
+
+
+class _Recording(ClusterMixin, BaseEstimator):
+    """KMeans that records what each fit got (the loop clones it: a class-level log)."""
+
+    log = []
+
+    def fit(self, X, init_labels=None):
+        _Recording.log.append((np.asarray(X).shape, init_labels is None))
+        self.labels_ = KMeans(3, n_init=1, random_state=0).fit(X).labels_
+        return self
+
+
+def test_recluster_clusters_afresh_every_round():
+    images, ids, _ = _tiny_images()
+    _Recording.log.clear()
+    loop = SelfTrainingReID(_tiny_extractor(epochs=1, train_batch_size=8), _Recording(),
+                            label_update="recluster", n_rounds=3, random_state=0)
+    loop.fit(images, ids)
+    assert [h["n_clusters"] for h in loop.history_] == [24, 3, 3]
+    assert _Recording.log == [((24, 8), True), ((24, 8), True)]  # no init_labels, all features
+    with pytest.raises(ValueError, match="needs n_rounds"):
+        clone(loop).set_params(n_rounds=None).fit(images)
+    with pytest.raises(ValueError, match="metric='precomputed'"):
+        clone(loop).set_params(cluster_distance="jaccard").fit(images)
+
+
+def test_defaults_are_the_papers_loop():
+    loop = SelfTrainingReID()
+    assert (loop.init, loop.label_update, loop.outliers, loop.cluster_distance,
+            loop.camera_aware) == ("singletons", "merge", "keep", "euclidean", False)
+    ex = ReIDFeatureExtractor()
+    assert (ex.loss, ex.sampler, ex.optimizer, ex.frozen_stages) == (
+        "memory_softmax", "random", "sgd", None)
+
+
+# ----------------------------------------------------------------- recipes
+def _small(loop):
+    """A contrastive recipe cut to tiny data."""
+    loop.set_params(feature_extractor__train_batch_size=8,
+                    feature_extractor__num_instances=2,
+                    feature_extractor__iters_per_epoch=2)
+    if isinstance(loop.clusterer, AutoEpsDBSCAN):
+        loop.set_params(clusterer__min_samples=2, clusterer__rho=0.05)
+    else:
+        loop.set_params(clusterer__device="cpu")
+    return loop
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_construct_and_run(name):
+    from sklearn_ecluster.cluster import make_clusterer
+
+    images, ids, cams = _tiny_images()
+    ex = _tiny_extractor(epochs=1, train_batch_size=8)
+    loop = make_recipe(name, ex, n_rounds=2, random_state=0)
+    if name in ("ecluster", "buc", "dbc"):
+        assert loop.clusterer.get_params() == make_clusterer(name).get_params()
+        assert loop.feature_extractor is ex and loop.label_update == "merge"
+        loop.set_params(clusterer__device="cpu", merge_percent=0.25)
+    else:
+        fe = loop.feature_extractor
+        assert (fe.loss, fe.sampler, fe.optimizer, fe.lr, fe.temperature,
+                fe.memory_momentum) == ("cluster_contrast", "pk", "adam", 3.5e-4, 0.05, 0.1)
+        assert (loop.init, loop.label_update, loop.outliers) == ("cluster", "recluster",
+                                                                "drop")
+        assert ex.loss == "memory_softmax"  # the user's extractor is not changed
+        _small(loop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a tiny set may stop early
+        loop.fit(images, ids, camids=cams)
+    assert 1 <= loop.n_iter_ <= 2
+    assert loop.transform(images).shape == (24, 8)
+
+
+def test_contrastive_dbscan_defaults_to_jaccard_and_energy_to_euclidean():
+    assert make_recipe("contrastive_dbscan").clusterer.metric == "precomputed"
+    energy = make_recipe("contrastive_energy")
+    assert energy.cluster_distance == "euclidean" and energy.clusterer.n_clusters is None
+    assert make_recipe("contrastive_dbscan", cluster_distance="euclidean").clusterer.metric \
+        == "euclidean"
+    with pytest.raises(ValueError, match="name"):
+        make_recipe("spcl")
+
+
+# --------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from sklearn_ecluster.datasets import make_synthetic_reid
+
+    return make_synthetic_reid(tmp_path_factory.mktemp("data"), n_identities=8,
+                               images_per_identity=(4, 6), image_size=(32, 16),
+                               random_state=0)
+
+
+TINY = ["--backbone", "resnet18", "--image-size", "32", "16", "--embedding-dim", "16",
+        "--device", "cpu", "--eval-batch-size", "32"]
+
+
+@pytest.mark.parametrize("recipe", ["contrastive_energy", "buc"])
+def test_train_recipe_from_the_command_line(recipe, tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", str(tiny_dataset), "--recipe", recipe, "--rounds", "2",
+            "--output-dir", str(out), "--frozen-stages", "layer3", "--camera-aware", *TINY]
+    if recipe == "buc":
+        argv += ["--epochs", "1", "--merge-percent", "0.2", "--batch-size", "8"]
+    else:
+        argv += ["--recipe-batch-size", "8", "--num-instances", "2",
+                 "--iters-per-epoch", "2"]
+    code = main(argv)
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert f"({'recipe' if recipe != 'buc' else 'method'} {recipe})" in text
+    history = json.loads((out / "history.json").read_text())
+    assert history[0]["round"] == 0 and "mAP" in history[0]
+    assert (out / "labels.npy").exists()
+
+
+def test_train_recipe_bad_stage_exits_2(tiny_dataset, tmp_path, capsys):
+    code = main(["train", str(tiny_dataset), "--recipe", "ecluster", "--frozen-stages",
+                 "layer9", "--rounds", "1", "--epochs", "1", "--output-dir",
+                 str(tmp_path / "x"), *TINY])
+    assert code == 2
+    assert "layer9" in capsys.readouterr().err
+
+
+def test_pk_epochs_have_iters_per_epoch_batches_of_p_times_k():
+    images, ids, _ = _tiny_images()
+    seen = []
+    ex = _tiny_extractor(sampler="pk", train_batch_size=6, num_instances=2,
+                         iters_per_epoch=3, epochs=2, random_state=0)
+    ex.backbone.register_forward_hook(
+        lambda module, args, out: seen.append(len(args[0])) if module.training else None)
+    ex.fit(images, ids)
+    assert seen == [6] * 6  # 2 epochs x 3 batches of 3 ids x 2 images
+
+
+def test_adam_optimizer_leaves_frozen_parameters_out():
+    from sklearn_ecluster.feature_extraction._training import make_optimizer
+
+    images, ids, _ = _tiny_images()
+    ex = _tiny_extractor(frozen_stages=2).fit(images[:2])
+    opt = make_optimizer(ex.model_, lr=3.5e-4, backbone_lr_mult=1.0, momentum=0.9,
+                         weight_decay=5e-4, kind="adam")
+    assert isinstance(opt, torch.optim.Adam)
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    frozen = {id(p) for i in (0, 1) for p in ex.model_.backbone[i].parameters()}
+    assert not trained & frozen
+    assert trained == {id(p) for p in ex.model_.parameters() if p.requires_grad}
+    assert all(g["weight_decay"] == 5e-4 for g in opt.param_groups)
+
+
+def test_jaccard_distance_in_small_blocks_matches(monkeypatch):
+    from sklearn_ecluster.metrics import _jaccard, _rerank
+
+    X = np.random.default_rng(5).normal(size=(30, 4))
+    expected = _loop_jaccard(X, 6, 3)
+    for module in (_jaccard, _rerank):  # blocks of 7 rows, 7 joined pairs
+        monkeypatch.setattr(module, "rows_per_block", lambda *args, **kwargs: 7)
+    np.testing.assert_allclose(jaccard_distance(X, k1=6, k2=3), expected, atol=1e-12)
+
+
+def test_auto_eps_dbscan_counts_zero_distances_as_neighbours():
+    rng = np.random.default_rng(2)
+    X = np.repeat(rng.normal(size=(6, 2)) * 5, [3, 3, 2, 2, 1, 1], axis=0)  # duplicates
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    model = AutoEpsDBSCAN(eps=0.5, min_samples=2).fit(D)
+    reference = DBSCAN(eps=0.5, min_samples=2, metric="precomputed").fit(D)
+    np.testing.assert_array_equal(model.labels_, reference.labels_)
+    # each group of duplicates (distance 0) is one cluster
+    for group in (slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)):
+        assert len(set(model.labels_[group])) == 1 and model.labels_[group][0] >= 0
