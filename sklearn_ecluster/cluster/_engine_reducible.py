@@ -49,7 +49,11 @@ class _ReducibleState:
         self.criterion = criterion
         self.sums = criterion.linkage == "average"
         M = pm.matrix
-        if not self.sums:
+        # singletons with zero within sums: D = d already (E_w({a}, {b}) = d(a, b),
+        # single = d, to the bit), so the conversion pass is skipped
+        trivial = bool((stats.sizes == 1).all()) and (
+            stats.within is None or not bool(stats.within.any()))
+        if not self.sums and not trivial:
             step = max(1, pm.block_rows(pm.width))
             for r0 in range(0, pm.width, step):  # S -> D in place, block by block
                 r1 = min(pm.width, r0 + step)
@@ -63,18 +67,11 @@ class _ReducibleState:
     def k(self):
         return int(self.alive.sum())
 
-    def rows(self, rows, cols=None):
-        """Criterion values of ``rows`` x ``cols`` (all columns when None), a copy."""
-        M = self.pm.matrix
-        if cols is None:
-            d = M.index_select(0, rows)
-            if self.sums:
-                d /= self.sizes[rows].unsqueeze(1) * self.sizes.unsqueeze(0)
-            return d
-        # M is symmetric: the columns M[rows, cols] read as the rows M[cols, rows]
-        d = M.index_select(0, cols).index_select(1, rows).T
+    def rows(self, rows):
+        """Criterion values of ``rows`` against every slot (a copy)."""
+        d = self.pm.matrix.index_select(0, rows)
         if self.sums:
-            d = d / (self.sizes[rows].unsqueeze(1) * self.sizes[cols].unsqueeze(0))
+            d /= self.sizes[rows].unsqueeze(1) * self.sizes.unsqueeze(0)
         return d
 
     def merge_pairs(self, lo, hi, d_ab):
@@ -99,11 +96,12 @@ class _ReducibleState:
         new[:, lo] = sub
         new[:, hi] = INF
         new[torch.arange(lo.numel(), device=lo.device), lo] = INF
-        # rows, then the same values as columns, each in one indexed copy
-        both = torch.cat([lo, hi])
-        rows = torch.cat([new, torch.full_like(new, INF)])
-        M.index_copy_(0, both, rows)
-        M.index_copy_(1, both, rows.T)
+        # rows, then the same values as columns; the dead ones filled with +inf
+        M.index_copy_(0, lo, new)
+        M.index_fill_(0, hi, INF)
+        M.index_copy_(1, lo, new.T)
+        M.index_fill_(1, hi, INF)
+        self.new_rows = new  # the merged clusters' rows, read by the cache next
         n[lo] += n[hi]
         self.alive[hi] = False
         w = self.alive.numel()
@@ -111,6 +109,7 @@ class _ReducibleState:
             return None
         keep = torch.nonzero(self.alive).squeeze(1)
         self.pm._compact(keep)  # the live block to the front of the buffer
+        self.new_rows = new[:, keep]
         self.sizes = self.sizes[keep]
         self.alive = torch.ones(keep.numel(), dtype=torch.bool, device=keep.device)
         return keep
@@ -151,11 +150,14 @@ class _NearestCache:
             self.tied[sub] = torch.min(d, dim=1).values == v  # a second minimum
             del d
 
-    def compare_new(self, rows, new):
-        """Rows ``rows`` against the new clusters ``new`` (ascending slots)."""
+    def compare_new(self, rows, new, new_rows):
+        """Rows ``rows`` against the new clusters ``new`` (ascending slots), whose
+        own rows (pair values, in the order of ``new``) are ``new_rows``."""
         if rows.numel() == 0 or new.numel() == 0:
             return
-        d = self.rs.rows(rows, new)
+        d = new_rows.index_select(1, rows).T  # the matrix is symmetric
+        if self.rs.sums:
+            d = d / (self.rs.sizes[rows].unsqueeze(1) * self.rs.sizes[new].unsqueeze(0))
         v, pos = torch.min(d, dim=1)
         col = new[pos]
         cur_v, cur_j = self.val[rows], self.nn[rows]
@@ -220,12 +222,13 @@ def build_exact_reducible(state, recorder, stop):
         stale[hi] = False
         keep = rs.merge_pairs(lo, hi, d_ab)
         cache.val[hi] = INF
-        new = torch.sort(lo).values
+        new, order = torch.sort(lo)
         if keep is not None:
             recorder.compact(keep)
             new = cache.compact(keep)[new]
             stale = stale[keep]
-        cache.compare_new(torch.nonzero(rs.alive & ~stale).squeeze(1), new)
+        cache.compare_new(torch.nonzero(rs.alive & ~stale).squeeze(1), new,
+                          rs.new_rows[order])
         cache.rescan(torch.nonzero(rs.alive & stale).squeeze(1))
         n_round += 1
         recorder.say(f"round {n_round}: {len(values)} merges -> {rs.k} clusters, "

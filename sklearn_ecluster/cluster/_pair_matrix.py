@@ -93,8 +93,9 @@ class PairMatrix:
         S = pm.matrix
         if labels is None:
             if metric == "precomputed":
-                S.copy_(X)  # exactly symmetric, zero diagonal (the tie rules need it)
-                _symmetrize_(S, max(1, int((block_rows(k) * k) ** 0.5)))
+                # exactly symmetric, zero diagonal (the tie rules need it); an
+                # exactly symmetric input is kept to the bit: (x + x) / 2 = x
+                torch.add(X, X.T, out=S).mul_(0.5)
                 S.fill_diagonal_(0.0)
             else:  # written in place, strip by strip (no N x N temporary)
                 self_distances(X, metric, out=S)
