@@ -115,7 +115,7 @@ def _cmd_demo(args):
     params = {"device": args.device, "n_rounds": args.rounds, "epochs": args.epochs,
               "merge_percent": args.merge_percent, "verbose": args.verbose}
     reid_demo(out_dir=args.output_dir, data_dir=args.data_dir, methods=args.methods,
-              n_identities=args.identities, **params)
+              seeds=args.seeds, n_identities=args.identities, **params)
     return 0
 
 
@@ -254,6 +254,13 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
+    return value
+
+
 def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
@@ -263,7 +270,7 @@ def _fraction(text):
 
 def build_parser():
     """The argument parser of the command line."""
-    from ._demo import DEMO_DATASETS, DEMO_METHODS
+    from ._demo import DEMO_DATASETS, DEMO_METHODS, DEMO_SEEDS
     from .cluster import METHOD_PRESETS
 
     parser = argparse.ArgumentParser(
@@ -275,6 +282,10 @@ def build_parser():
     p = sub.add_parser("demo", help="the re-ID loop on a synthetic dataset (CPU, minutes)")
     p.add_argument("--methods", nargs="+", choices=list(DEMO_METHODS),
                    default=list(DEMO_METHODS))
+    p.add_argument("--seeds", nargs="+", type=_seed, default=list(DEMO_SEEDS),
+                   metavar="SEED",
+                   help="training seeds, at least two (default: %(default)s); the demo "
+                        "reports the mean and std over them")
     p.add_argument("--rounds", type=_positive_int, default=5)
     p.add_argument("--epochs", type=_positive_int, default=10, help="round 0 epochs")
     p.add_argument("--merge-percent", type=_fraction, default=0.15)
