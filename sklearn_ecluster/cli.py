@@ -111,7 +111,8 @@ def _cmd_demo(args):
 
     print("sklearn-ecluster demo: the unsupervised re-ID loop (paper Algorithm 1) on "
           "synthetic people,\nE-cluster against the BUC and DBC criteria with the same "
-          "network, features and schedule.\n")
+          "network, features and schedule,\neach run with every training seed (mean and "
+          "spread over the seeds).\n")
     params = {"device": args.device, "n_rounds": args.rounds, "epochs": args.epochs,
               "merge_percent": args.merge_percent, "verbose": args.verbose}
     reid_demo(out_dir=args.output_dir, data_dir=args.data_dir, methods=args.methods,
