@@ -223,7 +223,8 @@ def bench_extractor(args, device, record):
         s, _ = _timed(forward, device)
         record("extractor", f"bare torchvision resnet50 forward, autocast "
                f"{'on' if amp else 'off'}", s, rate=n_inf / s,
-               note="same tensor and batch; no feature copy to the host")
+               note="same tensor and batch; no feature copy to the host"
+                    + ("" if device.type == "cuda" else "; autocast bfloat16 on the CPU"))
 
 
 def bench_loop(args, device, record):
@@ -283,13 +284,19 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
+def _seconds(value):
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
 def report(path, markdown=None, failures=()):
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
     lines = ["| part | measurement | device | seconds | images/s | peak GPU GiB | notes |",
              "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['part']} | {r['what']} | {r['device']}"
-                     f"{' (small)' if r.get('small') else ''} | {_fmt(r['seconds'], '.2f')} | "
+                     f"{' (small)' if r.get('small') else ''} | {_seconds(r['seconds'])} | "
                      f"{_fmt(r['rate'], ',.0f')} | {_fmt(r['peak_gib'], '.2f')} | "
                      f"{r['note']} |")
     text = "\n".join(lines)

@@ -20,29 +20,32 @@
 # ends within about 8 minutes.
 set -u
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-PY="${PYTHON:-python}"
-DEST="${OUT:-$REPO/benchmarks/results}"
-mkdir -p "$DEST"
-RESULTS="$DEST/gpu_check.jsonl"
-TABLE="$DEST/gpu_check.md"
-: > "$RESULTS"
-# GPU_CHECK_LIMIT_SCALE multiplies every time limit (a dry run on a slow, shared CPU)
-SCALE="${GPU_CHECK_LIMIT_SCALE:-1}"
-scaled() { echo $(( $1 * SCALE )); }
-BUDGET="${GPU_CHECK_BUDGET:-$(scaled 465)}"
-# GPU_CHECK_DRY=1: a dry run of this script on a CPU (tiny sizes), to check its plumbing
-DRY=()
-[ "${GPU_CHECK_DRY:-0}" = 1 ] && DRY=(--device cpu --small)
-BENCH=("$PY" benchmarks/bench_gpu.py --results "$RESULTS" ${DRY[@]+"${DRY[@]}"})
-DEADLINE=$((SECONDS + BUDGET))
+# all in one function: bash reads it whole before running, so an edit of this file
+# during a run cannot change what the run does
+main() {
+    REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    cd "$REPO"
+    export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+    PY="${PYTHON:-python}"
+    DEST="${OUT:-$REPO/benchmarks/results}"
+    mkdir -p "$DEST"
+    RESULTS="$DEST/gpu_check.jsonl"
+    TABLE="$DEST/gpu_check.md"
+    : > "$RESULTS"
+    # GPU_CHECK_LIMIT_SCALE multiplies every time limit (a dry run on a slow, shared CPU)
+    SCALE="${GPU_CHECK_LIMIT_SCALE:-1}"
+    scaled() { echo $(( $1 * SCALE )); }
+    BUDGET="${GPU_CHECK_BUDGET:-$(scaled 465)}"
+    # GPU_CHECK_DRY=1: a dry run of this script on a CPU (tiny sizes), to check its plumbing
+    DRY=()
+    [ "${GPU_CHECK_DRY:-0}" = 1 ] && DRY=(--device cpu --small)
+    BENCH=("$PY" benchmarks/bench_gpu.py --results "$RESULTS" ${DRY[@]+"${DRY[@]}"})
+    DEADLINE=$((SECONDS + BUDGET))
 
-echo "== gpu_check.sh: $(date -u +%FT%TZ), repo $REPO, results in $DEST"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
-    --format=csv,noheader
-timeout "$(scaled 60)" "$PY" - <<'EOF'
+    echo "== gpu_check.sh: $(date -u +%FT%TZ), repo $REPO, results in $DEST"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
+        --format=csv,noheader
+    timeout "$(scaled 60)" "$PY" - <<'EOF'
 import os
 import sys
 try:
@@ -57,35 +60,35 @@ gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (d
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), {gpu}, "
       f"sklearn_ecluster from {sklearn_ecluster.__file__}")
 EOF
-rc=$?
-if [ "$rc" -ne 0 ]; then
-    echo "gpu_check.sh: the environment check failed (exit $rc; 124: over its time limit)"
-    exit 1
-fi
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "gpu_check.sh: the environment check failed (exit $rc; 124: over its time limit)"
+        exit 1
+    fi
 
-# run_part NAME LIMIT_S ARGS...: one call of bench_gpu.py under a hard time limit
-run_part() {
-    local name="$1" limit
-    limit="$(scaled "$2")"
-    shift 2
-    local left=$((DEADLINE - SECONDS))
-    if [ "$left" -lt 15 ]; then
-        "${BENCH[@]}" \
-            --note "$name" "(skipped)" "skipped: the global budget of ${BUDGET} s is spent"
-        return
-    fi
-    [ "$limit" -gt "$left" ] && limit="$left"
-    echo "== $name (limit ${limit} s)"
-    local t0=$SECONDS
-    timeout -k 5 "$limit" "${BENCH[@]}" "$@"
-    local rc=$?
-    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-        "${BENCH[@]}" \
-            --note "$name" "(part failed)" "killed by its time limit of ${limit} s"
-    elif [ "$rc" -ne 0 ]; then
-        "${BENCH[@]}" \
-            --note "$name" "(part failed)" "exit status $rc after $((SECONDS - t0)) s (see the log)"
-    fi
+    # run_part NAME LIMIT_S ARGS...: one call of bench_gpu.py under a hard time limit
+    run_part() {
+        local name="$1" limit
+        limit="$(scaled "$2")"
+        shift 2
+        local left=$((DEADLINE - SECONDS))
+        if [ "$left" -lt 15 ]; then
+            "${BENCH[@]}" \
+                --note "$name" "(skipped)" "skipped: the global budget of ${BUDGET} s is spent"
+            return
+        fi
+        [ "$limit" -gt "$left" ] && limit="$left"
+        echo "== $name (limit ${limit} s)"
+        local t0=$SECONDS
+        timeout -k 5 "$limit" "${BENCH[@]}" "$@"
+        local rc=$?
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            "${BENCH[@]}" \
+                --note "$name" "(part failed)" "killed by its time limit of ${limit} s"
+        elif [ "$rc" -ne 0 ]; then
+            "${BENCH[@]}" \
+                --note "$name" "(part failed)" "exit status $rc after $((SECONDS - t0)) s (see the log)"
+        fi
 }
 
 # 1. the GPU tests
@@ -112,3 +115,7 @@ run_part loop 150 --parts loop
 echo "== results ($((SECONDS)) s in all)"
 "$PY" benchmarks/bench_gpu.py --report "$RESULTS" --markdown "$TABLE"
 echo "wrote $TABLE"
+}
+
+main "$@"
+exit

@@ -320,6 +320,29 @@ def write_demo_results(out_dir, runs, spreads, differences, *, seconds=None):
     return paths
 
 
+def print_summary(spreads, n_seeds, *, print_fn=print):
+    """Print the last round of every method and which differences exceed the spread.
+
+    Returns the :func:`robust_differences` at the last round (empty for one
+    method).
+    """
+    last = min(len(s) for s in spreads.values()) - 1
+    summary = [{"method": name,
+                "rank-1 round 0": _pm(s[0]["rank1"]), "rank-1 last": _pm(s[last]["rank1"]),
+                "mAP round 0": _pm(s[0]["mAP"]), "mAP last": _pm(s[last]["mAP"]),
+                "label P last": _pm(s[last]["label_precision"]),
+                "label R last": _pm(s[last]["label_recall"])}
+               for name, s in spreads.items()]
+    print_fn(f"summary (%, {SPREAD_NOTE}, {n_seeds} seeds; round 0 = after training "
+             f"on singletons; last = round {last}):")
+    print_fn(format_table(summary, list(summary[0])))
+    differences = robust_differences(spreads, round_index=last) if len(spreads) > 1 else []
+    if differences:
+        print_fn(f"\ndifferences between methods at round {last} ({ROBUST_RULE}):")
+        print_fn(_differences_text(differences))
+    return differences
+
+
 def _check_seeds(seeds):
     seeds = [int(s) for s in seeds]
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
@@ -376,20 +399,7 @@ def reid_demo(*, out_dir=None, data_dir=None, methods=tuple(DEMO_METHODS),
             print_fn(f"{name}, {SPREAD_NOTE}, %:")
             print_fn(spread_table(spreads[name]) + "\n")
 
-    last = min(len(s) for s in spreads.values()) - 1
-    summary = [{"method": name,
-                "rank-1 round 0": _pm(s[0]["rank1"]), "rank-1 last": _pm(s[last]["rank1"]),
-                "mAP round 0": _pm(s[0]["mAP"]), "mAP last": _pm(s[last]["mAP"]),
-                "label P last": _pm(s[last]["label_precision"]),
-                "label R last": _pm(s[last]["label_recall"])}
-               for name, s in spreads.items()]
-    print_fn(f"summary (%, {SPREAD_NOTE}, {len(seeds)} seeds; round 0 = after training "
-             f"on singletons; last = round {last}):")
-    print_fn(format_table(summary, list(summary[0])))
-    differences = robust_differences(spreads, round_index=last) if len(spreads) > 1 else []
-    if differences:
-        print_fn(f"\ndifferences between methods at round {last} ({ROBUST_RULE}):")
-        print_fn(_differences_text(differences))
+    differences = print_summary(spreads, len(seeds), print_fn=print_fn)
     seconds = time.perf_counter() - start
     if out_dir is not None:
         paths = write_demo_results(out_dir, runs, spreads, differences, seconds=seconds)
