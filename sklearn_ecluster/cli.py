@@ -174,11 +174,12 @@ def _cmd_demo(args):
 
     print("sklearn-ecluster demo: the unsupervised re-ID loop (paper Algorithm 1) on "
           "synthetic people,\nE-cluster against the BUC and DBC criteria with the same "
-          "network, features and schedule.\n")
+          "network, features and schedule,\neach run with every training seed (mean and "
+          "spread over the seeds).\n")
     params = {"device": args.device, "n_rounds": args.rounds, "epochs": args.epochs,
               "merge_percent": args.merge_percent, "verbose": args.verbose}
     reid_demo(out_dir=args.output_dir, data_dir=args.data_dir, methods=args.methods,
-              n_identities=args.identities, **params)
+              seeds=args.seeds, n_identities=args.identities, **params)
     return 0
 
 
@@ -186,8 +187,9 @@ def _cmd_cluster_demo(args):
     from ._demo import clustering_demo_rows, load_demo_data
 
     print("sklearn-ecluster cluster-demo: clustering data that ships with scikit-learn")
-    print("(standardised, then L2-normalised; n_clusters = the number of classes;"
-          f" merge_percent = {args.merge_percent})\n")
+    print("(standardised, then L2-normalised; n_clusters = the number of classes, except "
+          "for the automatic cut;\n the paper's criteria with"
+          f" merge_percent = {args.merge_percent}, as in one round of the loop)\n")
     for name in args.datasets:
         X, y = load_demo_data(name)
         print(f"{name}: {X.shape[0]} samples, {X.shape[1]} features, "
@@ -363,6 +365,13 @@ def _stages(text):
     return int(text) if text.isdigit() else text
 
 
+def _seed(text):
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text}")
+    return value
+
+
 def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
@@ -372,7 +381,7 @@ def _fraction(text):
 
 def build_parser():
     """The argument parser of the command line."""
-    from ._demo import DEMO_DATASETS, DEMO_METHODS
+    from ._demo import DEMO_DATASETS, DEMO_METHODS, DEMO_SEEDS
     from .cluster import METHOD_PRESETS
     from .self_training import RECIPES
 
@@ -385,6 +394,10 @@ def build_parser():
     p = sub.add_parser("demo", help="the re-ID loop on a synthetic dataset (CPU, minutes)")
     p.add_argument("--methods", nargs="+", choices=list(DEMO_METHODS),
                    default=list(DEMO_METHODS))
+    p.add_argument("--seeds", nargs="+", type=_seed, default=list(DEMO_SEEDS),
+                   metavar="SEED",
+                   help="training seeds, at least two (default: %(default)s); the demo "
+                        "reports the mean and std over them")
     p.add_argument("--rounds", type=_positive_int, default=5)
     p.add_argument("--epochs", type=_positive_int, default=10, help="round 0 epochs")
     p.add_argument("--merge-percent", type=_fraction, default=0.15)

@@ -1,6 +1,8 @@
 """The command line: every subcommand on tiny data, and clear errors."""
 
+import csv
 import json
+import statistics
 
 import numpy as np
 import pytest
@@ -154,15 +156,91 @@ def test_bad_flag_values_exit_nonzero(capsys):
     assert "must be in (0, 1)" in capsys.readouterr().err
 
 
+def _pm(values):
+    """'mean ± std' in % as the demo prints it, computed with the statistics module."""
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
 @pytest.mark.slow
-def test_demo_runs_every_method_on_a_tiny_synthetic_set(tmp_path, capsys):
-    assert main(["demo", "--identities", "10", "--rounds", "2", "--epochs", "1",
+def test_demo_reports_mean_and_spread_over_seeds(tmp_path, capsys):
+    # 3 rounds so that the criteria can differ (rounds 0 and 1 are the same for all)
+    assert main(["demo", "--identities", "10", "--rounds", "3", "--epochs", "1",
                  "--merge-percent", "0.2", "--device", "cpu",
                  "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("E-cluster", "BUC", "DBC"):
-        assert f"{name} (" in out
-    runs = json.loads((tmp_path / "history.json").read_text())
-    assert list(runs) == ["E-cluster", "BUC", "DBC"]
-    # the same round 0 for every method: same network, data and seeds
-    assert len({r[0]["mAP"] for r in runs.values()}) == 1
+    data = json.loads((tmp_path / "history.json").read_text())
+    methods, seeds = ["E-cluster", "BUC", "DBC"], [0, 1, 2]  # the defaults
+    assert data["seeds"] == seeds and list(data["runs"]) == methods
+    runs = {m: [data["runs"][m][str(s)] for s in seeds] for m in methods}
+    for m in methods:
+        for s in seeds:
+            assert f"{m}, seed {s} (" in out
+        assert all([h["round"] for h in hist] == [0, 1, 2] for hist in runs[m])
+    # the same round 0 for every method with a given seed: same network, data, seed
+    for k in range(3):
+        assert len({runs[m][k][0]["mAP"] for m in methods}) == 1
+    # the seeds differ (else the spread would be meaningless)
+    assert len({hist[0]["mAP"] for hist in runs["E-cluster"]}) > 1
+
+    # mean and sample std per round, recomputed from the per-seed histories
+    keys = {"rank1": "rank-1", "mAP": "mAP", "label_precision": "label P",
+            "label_recall": "label R"}
+    stats = {}
+    for m in methods:
+        for r in range(3):
+            for key in keys:
+                values = [hist[r][key] for hist in runs[m]]
+                if any(v is None for v in values):  # precision of singletons
+                    assert data["summary"][m][r][key] is None
+                    continue
+                got = data["summary"][m][r][key]
+                mean, std = statistics.fmean(values), statistics.stdev(values)
+                stats[m, r, key] = mean, std
+                assert got["mean"] == pytest.approx(mean, rel=1e-12, abs=1e-15)
+                assert got["std"] == pytest.approx(std, rel=1e-12, abs=1e-15)
+                assert (got["min"], got["max"]) == (min(values), max(values))
+        # the printed per-method table: one row per round, 'mean ± std' per score
+        table = out.split(f"{m}, mean ± std over the seeds")[1].split("\n\n")[0]
+        rows = [line for line in table.splitlines() if line[:1].isdigit()]
+        assert len(rows) == 3
+        assert _pm([hist[2]["mAP"] for hist in runs[m]]) in rows[2]
+        assert _pm([hist[2]["label_recall"] for hist in runs[m]]) in rows[2]
+
+    # the summary: the rule is stated, and each pair's verdict follows from it
+    assert "|mean A - mean B| > std A + std B" in out and "ddof=1" in out
+    verdicts = {(d["key"], d["a"], d["b"]): d["exceeds"]
+                for d in data["differences_last_round"]}
+    assert len(verdicts) == 4 * 3
+    for (key, a, b), exceeds in verdicts.items():
+        (mean_a, std_a), (mean_b, std_b) = stats[a, 2, key], stats[b, 2, key]
+        assert exceeds == (abs(mean_a - mean_b) > std_a + std_b)
+        line = next(line for line in out.splitlines()
+                    if line.startswith(keys[key]) and f" {a} - {b} " in line)
+        assert line.split()[-1] == ("yes" if exceeds else "no")
+        assert f"{100 * (mean_a - mean_b):+.1f}" in line
+    assert ("differences larger than the spread:" in out) == any(verdicts.values())
+    assert "whole demo:" in out and "3 methods x 3 seeds" in out
+
+    # the files: per-seed rows, the spread per round, a plot with the bands
+    with open(tmp_path / "summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    assert len(summary) == 3 * 3
+    row = next(r for r in summary if r["method"] == "DBC" and r["round"] == "2")
+    assert float(row["mAP_mean"]) == pytest.approx(stats["DBC", 2, "mAP"][0], rel=1e-12)
+    assert float(row["mAP_std"]) == pytest.approx(stats["DBC", 2, "mAP"][1], rel=1e-12)
+    with open(tmp_path / "history.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3 * 3 * 3
+    assert (tmp_path / "history.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("seeds", [["1"], ["1", "1"]])
+def test_demo_needs_two_different_seeds(seeds, capsys):
+    assert main(["demo", "--seeds", *seeds, "--device", "cpu"]) == 2
+    assert "at least two different seeds" in capsys.readouterr().err
+
+
+def test_demo_seed_flag_rejects_negative_seeds(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--seeds", "0", "-1"])
+    assert exc.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
