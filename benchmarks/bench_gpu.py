@@ -130,13 +130,13 @@ def bench_cluster(args, device, record):
         model = EnergyAgglomerative(n_clusters=_n_ids(n), merge_percent=0.05,
                                     device=device)
         _reset_peak(device)
-        seconds, model = _timed(lambda m=model: m.fit(Xt), device)
+        seconds, model = _timed(lambda m=model, X=Xt: m.fit(X), device)
         peak = _peak_gib(device)
         ari = adjusted_rand_score(y, model.labels_)
         record("cluster", f"EnergyAgglomerative fit, N={n:,}, d={d}", seconds,
                peak=peak, note=f"{model.n_steps_} steps to {model.n_clusters_} clusters "
                                f"(merge_percent=0.05), ARI {ari:.2f}")
-        cd, _ = _timed(lambda: torch.cdist(Xt, Xt), device)
+        cd, _ = _timed(lambda X=Xt: torch.cdist(X, X), device)
         record("cluster", f"torch.cdist(X, X), N={n:,} (yardstick)", cd,
                note=f"fit / cdist = {seconds / cd:.1f}")
         del Xt, model
@@ -213,7 +213,7 @@ def bench_extractor(args, device, record):
         torch.manual_seed(0)
         net = torchvision.models.resnet50().to(device).eval()
     for amp in (False, True):
-        def forward():
+        def forward(amp=amp):
             with torch.inference_mode(), torch.autocast(
                     device.type, dtype=torch.float16 if device.type == "cuda"
                     else torch.bfloat16, enabled=amp):
