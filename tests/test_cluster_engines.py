@@ -77,6 +77,25 @@ def test_reducible_engine_equals_the_cached_engine(params, seed):
     np.testing.assert_allclose(d1, d2, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_mst_engine_equals_the_cached_engine_and_follows_the_stopping_rules(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(int(rng.integers(20, 200)), 3))
+    params = REDUCIBLE[2]
+    c1, d1 = _engine_tree(X, params, "exact_mst")
+    c2, d2 = _engine_tree(X, params, "exact_cached")
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_array_equal(d1, d2)  # minima: exact
+    for stop in ({"n_clusters": 5}, {"max_steps": 7}, {"distance_threshold": 0.5}):
+        ref = naive_agglomerate(X, merge_percent=None, vectorized=True,
+                                **{"n_clusters": 1, **stop}, **params)
+        model = EnergyAgglomerative(merge_percent=None, device="cpu", **stop,
+                                    **params).fit(X)
+        assert model.engine_ == "exact_mst"
+        np.testing.assert_array_equal(model.children_, ref["children"])
+        np.testing.assert_array_equal(model.labels_, ref["labels"])
+
+
 @pytest.mark.parametrize("params", REDUCIBLE, ids=IDS)
 def test_reducible_engine_from_initial_clusters_equals_the_cached_engine(params):
     rng = np.random.default_rng(3)
@@ -100,7 +119,7 @@ def test_reducible_engine_equals_scipy_at_every_cut(params, method):
     X = centers[rng.integers(0, 12, 1500)] + 0.6 * rng.normal(size=(1500, 16))
     model = EnergyAgglomerative(merge_percent=None, n_clusters=1, device="cpu",
                                 **params).fit(X)
-    assert model.engine_ == "exact_reducible"
+    assert model.engine_ == ("exact_mst" if method == "single" else "exact_reducible")
     if method == "ward":  # weighted energy = Ward on sqrt(d), heights^2 = E_w
         Z = linkage(np.sqrt(pdist(X)), "ward")
         heights = Z[:, 2] ** 2
@@ -125,7 +144,7 @@ def test_reducible_engine_follows_the_tie_rule_on_integer_grids(params, seed):
     ref = naive_agglomerate(X, n_clusters=1, merge_percent=None, **params)
     model = EnergyAgglomerative(n_clusters=1, merge_percent=None, device="cpu",
                                 **params).fit(X)
-    assert model.engine_ == "exact_reducible"
+    assert model.engine_ in ("exact_reducible", "exact_mst")
     np.testing.assert_array_equal(model.children_, ref["children"])
     np.testing.assert_array_equal(model.distances_, ref["distances"])
 

@@ -158,11 +158,13 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         (two samples, or a single initial cluster).
     metric_ : str
         The sample metric used.
-    engine_ : {"batched", "exact_reducible", "exact_cached"}
+    engine_ : {"batched", "exact_reducible", "exact_mst", "exact_cached"}
         The engine that built ``children_``: batched steps (``merge_percent``
         set), rounds of reciprocal nearest neighbours (exact mode of a
-        reducible criterion: single, average, or weighted energy, without
-        regulariser), or the nearest-neighbour cache (exact mode otherwise).
+        reducible criterion: average, or weighted energy, without
+        regulariser), a minimum spanning tree (single linkage without
+        regulariser; the rounds when tree weights tie), or the
+        nearest-neighbour cache (exact mode otherwise).
     criterion_ : dict
         ``linkage``, ``regularizer``, ``lam`` and ``weighted`` of the
         hierarchy in ``children_``: the parameters, except after an automatic

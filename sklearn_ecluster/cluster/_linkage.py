@@ -8,6 +8,8 @@ One engine per mode, each in its own module, all writing to one
   per evaluation of the criterion;
 - ``"exact_reducible"`` (:mod:`._engine_reducible`): the exact greedy tree of a
   reducible criterion by rounds of reciprocal nearest neighbours;
+- ``"exact_mst"`` (:mod:`._engine_mst`): single linkage from a minimum
+  spanning tree (the reducible engine when tree weights tie);
 - ``"exact_cached"`` (:mod:`._engine_exact`): the exact greedy tree of any
   criterion with a nearest-neighbour cache.
 
@@ -29,6 +31,7 @@ from ._criterion import LINKAGES, REGULARIZERS, Criterion
 from ._cut import choose_cut
 from ._engine_batched import build_batched
 from ._engine_exact import build_exact_cached
+from ._engine_mst import build_exact_mst
 from ._engine_reducible import build_exact_reducible
 from ._recorder import MergeRecorder
 from ._state import ClusterState
@@ -38,6 +41,7 @@ from ._tree import labels_at_cuts, relabel_by_first_occurrence
 ENGINES = {
     "batched": build_batched,
     "exact_reducible": build_exact_reducible,
+    "exact_mst": build_exact_mst,
     "exact_cached": build_exact_cached,
 }
 
@@ -59,9 +63,11 @@ class StopRule:
 
 
 def select_engine(merge_percent, criterion):
-    """The engine of a mode: batched, else exact (reducible or cached)."""
+    """The engine of a mode: batched, else exact (MST, reducible or cached)."""
     if merge_percent is not None:
         return "batched"
+    if criterion.reducible and criterion.linkage == "single":
+        return "exact_mst"
     return "exact_reducible" if criterion.reducible else "exact_cached"
 
 
@@ -258,7 +264,7 @@ def energy_linkage_tree(
     t_start = time.perf_counter()
     leaf_t = torch.as_tensor(leaf_labels, device=dev)
     engine = select_engine(merge_percent, criterion)
-    if auto_cut and engine != "exact_reducible":
+    if auto_cut and engine not in ("exact_reducible", "exact_mst"):
         # no stopping rule: the hierarchy cut is the standalone one (see
         # :data:`CUT_CRITERION`); batched and non-reducible hierarchies chain or
         # fragment when run to the end, and their cuts are poor (SPEC 6b)

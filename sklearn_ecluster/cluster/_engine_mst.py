@@ -1,0 +1,99 @@
+"""The minimum-spanning-tree engine: exact single linkage (no regulariser).
+
+Single linkage merges along a minimum spanning tree of the clusters (Gower &
+Ross 1969; fastcluster's ``single`` is built this way): Prim's algorithm over
+the pair matrix (one row read per added cluster, one vectorised minimum per
+step) gives the tree, and Kruskal's order of its edges gives the merges.
+
+The greedy order breaks exact ties by the lowest ``(i, j)`` slot pair. Tied
+tree edges that merge disjoint pairs of clusters are taken in that order; two
+tied edges at one cluster can make the greedy rule pick a pair outside the
+tree (a tied non-tree edge), so then the engine hands over to the reducible
+engine (rounds of reciprocal nearest neighbours), which follows the rule
+exactly.
+"""
+
+import numpy as np
+import torch
+
+from ._engine_reducible import build_exact_reducible
+from ._union_find import find as find_root
+from ._union_find import union
+
+
+def _prim(S, alive_count):
+    """Edges ``(a, b, w)`` of a minimum spanning tree of the symmetric ``S``."""
+    k = S.shape[0]
+    dev = S.device
+    inf = float("inf")
+    dist = S[0].clone()
+    parent = torch.zeros(k, dtype=torch.long, device=dev)
+    done = torch.zeros(k, dtype=torch.bool, device=dev)
+    done[0] = True
+    dist[0] = inf
+    a, b, w = np.empty(k - 1, np.int64), np.empty(k - 1, np.int64), np.empty(k - 1)
+    for t in range(alive_count - 1):
+        j = int(torch.argmin(dist))
+        a[t], b[t], w[t] = int(parent[j]), j, float(dist[j])
+        done[j] = True
+        row = S[j]
+        closer = row < dist
+        closer &= ~done
+        dist = torch.where(closer, row, dist)
+        parent = torch.where(closer, j, parent)
+        dist[j] = inf
+    return a, b, w
+
+
+def _kruskal(a, b, w, k, q_max, threshold):
+    """Merges ``(lo, hi, w)`` in the greedy order, or None when ties are ambiguous.
+
+    Edges of equal weight are taken together: when no cluster is an end of
+    two of them, they merge disjoint pairs, and the greedy order takes them by
+    their ``(lo, hi)`` slots; otherwise (two tied edges at one cluster) the
+    greedy rule may pick a pair outside the tree, and None is returned.
+    """
+    order = np.argsort(w, kind="stable")
+    parent = list(range(k))
+    merges = []
+    t = 0
+    while t < len(order) and len(merges) < q_max:
+        h = w[order[t]]
+        if threshold is not None and h >= threshold:
+            break
+        end = t + 1
+        while end < len(order) and w[order[end]] == h:
+            end += 1
+        group = []
+        for e in order[t:end]:
+            ra, rb = find_root(parent, int(a[e])), find_root(parent, int(b[e]))
+            group.append((min(ra, rb), max(ra, rb)))
+        ends = [r for pair in group for r in pair]
+        if len(set(ends)) < len(ends):
+            return None
+        for lo, hi in sorted(group):
+            if len(merges) == q_max:
+                break
+            union(parent, lo, hi)
+            merges.append((lo, hi, float(h)))
+        t = end
+    return merges
+
+
+def build_exact_mst(state, recorder, stop):
+    """The exact single-linkage tree from a minimum spanning tree."""
+    k = state.k
+    q_max = k - stop.target
+    if stop.max_steps is not None:
+        q_max = min(q_max, stop.max_steps)
+    S = state.pm.matrix  # minimum distances; the diagonal is +inf
+    a, b, w = _prim(S, k)
+    merges = _kruskal(a, b, w, k, q_max, stop.distance_threshold)
+    if merges is None:
+        recorder.say("minimum spanning tree: tied weights at one cluster, rounds of "
+                     "reciprocal nearest neighbours instead")
+        return build_exact_reducible(state, recorder, stop)
+    recorder.say(f"minimum spanning tree: {k - 1} edges")
+    for lo, hi, h in merges:
+        recorder.merge(lo, hi, h)
+    recorder.replace_sequence(recorder.children, recorder.distances)
