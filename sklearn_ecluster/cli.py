@@ -201,9 +201,20 @@ def _cmd_cluster_demo(args):
     return 0
 
 
+def _train_and_report(loop, dataset, args):
+    """Run the loop, print its rounds and what was written."""
+    from ._jobs import history_table, train
+
+    train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
+    print(history_table(loop.history_))
+    print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
+          f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
+          "weights.pt")
+    return 0
+
+
 def _train_recipe(args, dataset):
     """``train --recipe contrastive_*``: the recipe's settings, a few flags over them."""
-    from ._jobs import history_table, train
     from .self_training import make_recipe
 
     extractor = _extractor(args, frozen_stages=args.frozen_stages)
@@ -226,16 +237,10 @@ def _train_recipe(args, dataset):
             loop.set_params(**{f"feature_extractor__{key}": getattr(args, flag)})
     print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
           f"(recipe {args.recipe})")
-    train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
-    print(history_table(loop.history_))
-    print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
-          f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
-          "weights.pt")
-    return 0
+    return _train_and_report(loop, dataset, args)
 
 
 def _cmd_train(args):
-    from ._jobs import history_table, train
     from .cluster import make_clusterer
     from .self_training import SelfTrainingReID
 
@@ -268,12 +273,7 @@ def _cmd_train(args):
     )
     print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
           f"(method {method})")
-    train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
-    print(history_table(loop.history_))
-    print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
-          f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
-          "weights.pt")
-    return 0
+    return _train_and_report(loop, dataset, args)
 
 
 def _cmd_extract(args):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _rerank_reference import k_reciprocal_weights
 from scipy.spatial.distance import cdist
 from sklearn import config_context
 from sklearn.metrics import average_precision_score
@@ -65,25 +66,7 @@ def loop_rerank(q_g, q_q, g_g, k1, k2, lambda_value):
     full = np.block([[q_q, q_g], [q_g.T, g_g]]).astype(np.float64) ** 2
     dist = (full / full.max(axis=0)).T
     n = dist.shape[0]
-    rank = np.argsort(dist, axis=1, kind="stable")
-
-    def reciprocal(i, k):
-        forward = rank[i, : k + 1]
-        return [j for j in forward if i in rank[j, : k + 1]]
-
-    V = np.zeros((n, n))
-    for i in range(n):
-        r_i = reciprocal(i, k1)
-        expanded = set(r_i)
-        for j in r_i:
-            r_j = reciprocal(j, int(np.around(k1 / 2)))
-            if len(set(r_j) & set(r_i)) > 2 / 3 * len(r_j):
-                expanded |= set(r_j)
-        cols = sorted(expanded)
-        w = np.exp(-dist[i, cols])
-        V[i, cols] = w / w.sum()
-    if k2 != 1:
-        V = np.array([V[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    V = k_reciprocal_weights(dist, k1, k2)
     out = np.zeros((nq, n - nq))
     for i in range(nq):
         for j in range(nq, n):

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _rerank_reference import k_reciprocal_weights
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import DBSCAN, KMeans
 from torch import nn
@@ -238,24 +239,7 @@ def _loop_jaccard(X, k1, k2):
     full = ((X[:, None] - X[None]) ** 2).sum(-1)
     dist = (full / full.max(axis=0)).T
     n = len(dist)
-    rank = np.argsort(dist, axis=1, kind="stable")
-
-    def reciprocal(i, k):
-        return [j for j in rank[i, :k + 1] if i in rank[j, :k + 1]]
-
-    V = np.zeros((n, n))
-    for i in range(n):
-        r_i = reciprocal(i, k1)
-        expanded = set(r_i)
-        for j in r_i:
-            r_j = reciprocal(j, int(np.around(k1 / 2)))
-            if len(set(r_j) & set(r_i)) > 2 / 3 * len(r_j):
-                expanded |= set(r_j)
-        cols = sorted(expanded)
-        w = np.exp(-dist[i, cols])
-        V[i, cols] = w / w.sum()
-    if k2 != 1:
-        V = np.array([V[rank[i, :k2]].mean(axis=0) for i in range(n)])
+    V = k_reciprocal_weights(dist, k1, k2)
     return np.array([[1 - np.minimum(V[i], V[j]).sum() / np.maximum(V[i], V[j]).sum()
                       for j in range(n)] for i in range(n)])
 

@@ -83,9 +83,7 @@ def _kruskal(a, b, w, k, q_max, threshold):
 def build_exact_mst(state, recorder, stop):
     """The exact single-linkage tree from a minimum spanning tree."""
     k = state.k
-    q_max = k - stop.target
-    if stop.max_steps is not None:
-        q_max = min(q_max, stop.max_steps)
+    q_max = stop.max_merges(k)
     S = state.pm.matrix  # minimum distances; the diagonal is +inf
     a, b, w = _prim(S, k)
     merges = _kruskal(a, b, w, k, q_max, stop.distance_threshold)

@@ -180,9 +180,7 @@ class _NearestCache:
 def build_exact_reducible(state, recorder, stop):
     """The exact greedy dendrogram of a reducible criterion, by RNN rounds."""
     n_leaves = state.k
-    q_max = n_leaves - stop.target
-    if stop.max_steps is not None:
-        q_max = min(q_max, stop.max_steps)
+    q_max = stop.max_merges(n_leaves)
     threshold = stop.distance_threshold
     rs = _ReducibleState(state)
     del state  # its statistics are not needed any more; D holds everything

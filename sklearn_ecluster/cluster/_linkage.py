@@ -61,6 +61,11 @@ class StopRule:
     max_steps: int | None = None
     distance_threshold: float | None = None
 
+    def max_merges(self, k):
+        """Merges of an exact engine from ``k`` clusters (one merge a step)."""
+        q = k - self.target
+        return q if self.max_steps is None else min(q, self.max_steps)
+
 
 def select_engine(merge_percent, criterion):
     """The engine of a mode: batched, else exact (MST, reducible or cached)."""
