@@ -22,13 +22,19 @@ and in normalising the embedding after the head's dropout, so that logits and
 updates use unit vectors.
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 
 from ..utils._sklearn import Interval, validate_params
-from ._memory_loss import init_memory, memory_loss, update_memory
+from ._memory_loss import (
+    LOSS_CONSTRAINTS,
+    UPDATE_CONSTRAINTS,
+    init_memory,
+    memory_loss,
+    update_memory,
+)
 
 #: Cluster-Contrast's temperature and memory momentum.
 TEMPERATURE = 0.05
@@ -70,15 +76,7 @@ def init_cluster_memory(features, labels, n_clusters):
     return init_memory(features[keep], labels[keep], n_clusters, mode="mean")
 
 
-@validate_params(
-    {
-        "features": [torch.Tensor],
-        "labels": [torch.Tensor],
-        "memory": [torch.Tensor],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(LOSS_CONSTRAINTS, prefer_skip_nested_validation=True)
 def cluster_contrast_loss(features, labels, memory, temperature=TEMPERATURE):
     """InfoNCE of the normalised ``features`` against the cluster memory.
 
@@ -110,15 +108,7 @@ def cluster_contrast_loss(features, labels, memory, temperature=TEMPERATURE):
 
 
 @torch.no_grad()
-@validate_params(
-    {
-        "memory": [torch.Tensor],
-        "features": [torch.Tensor],
-        "labels": [torch.Tensor],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(UPDATE_CONSTRAINTS, prefer_skip_nested_validation=True)
 def update_cluster_memory(memory, features, labels, momentum=MOMENTUM):
     """``memory[y] <- normalise(m memory[y] + (1 - m) normalise(q))``, in batch order.
 

@@ -50,6 +50,21 @@ def _check_batch(features, labels, memory=None):
             )
 
 
+#: the parameters of a memory loss and of a memory update (both losses' own)
+LOSS_CONSTRAINTS = {
+    "features": [torch.Tensor],
+    "labels": [torch.Tensor],
+    "memory": [torch.Tensor],
+    "temperature": [Interval(Real, 0, None, closed="neither")],
+}
+UPDATE_CONSTRAINTS = {
+    "memory": [torch.Tensor],
+    "features": [torch.Tensor],
+    "labels": [torch.Tensor],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+}
+
+
 @validate_params(
     {
         "features": [torch.Tensor],
@@ -96,15 +111,7 @@ def init_memory(features, labels, n_classes, mode="mean"):
     return memory
 
 
-@validate_params(
-    {
-        "features": [torch.Tensor],
-        "labels": [torch.Tensor],
-        "memory": [torch.Tensor],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(LOSS_CONSTRAINTS, prefer_skip_nested_validation=True)
 def memory_loss(features, labels, memory, temperature=0.1):
     """Mean cross-entropy of ``softmax(features @ memory.T / temperature)`` (Eq. 2).
 
@@ -151,15 +158,7 @@ def _occurrence_rank(labels):
     return rank
 
 
-@validate_params(
-    {
-        "memory": [torch.Tensor],
-        "features": [torch.Tensor],
-        "labels": [torch.Tensor],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(UPDATE_CONSTRAINTS, prefer_skip_nested_validation=True)
 @torch.no_grad()
 def update_memory(memory, features, labels, momentum=0.5):
     """Update ``memory`` in place, sample after sample in batch order.
