@@ -185,7 +185,8 @@ def plot_cluster_montage(images, labels, y=None, *, n_clusters=6, max_members=8,
     if fig is None:
         row_inches = 1.6
         fig = plt.figure(figsize=(max(3.0, row_inches * width / h + 0.4),
-                                  (row_inches + 0.35) * len(rows)))
+                                  (row_inches + 0.35) * len(rows)),
+                         layout="constrained")
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, cluster, size, members in zip(axes, clusters, sizes, rows):
         canvas = np.full((h, width, 3), 255, dtype=np.uint8)
