@@ -8,7 +8,8 @@ demo
     download), on the CPU in minutes.
 train
     The loop on a dataset folder (Market-1501, DukeMTMC-reID, MSMT17,
-    PRID450S or any folder of named images), every hyper-parameter a flag.
+    PRID450S or any folder of named images), every hyper-parameter a flag;
+    ``--montage N`` draws N clusters of each round's pseudo labels.
 extract
     Features of a dataset's images, to a ``.npz`` file.
 cluster
@@ -201,15 +202,41 @@ def _cmd_cluster_demo(args):
     return 0
 
 
+def _montage_writer(dataset, args):
+    """``train --montage N``: a callback that draws each round's N largest clusters."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("--montage needs matplotlib: pip install "
+                          "'sklearn-ecluster[plots]'") from exc
+    from .plotting import plot_cluster_montage
+
+    out = Path(args.output_dir)
+    paths = dataset.train.paths
+    pids = None if args.no_label_diagnostics else dataset.train.pids
+
+    def write_montage(loop, record, labels):
+        fig = plot_cluster_montage(paths, labels, pids, n_clusters=args.montage)
+        fig.savefig(out / f"montage_round_{record['round']:02d}.png", dpi=100)
+        plt.close(fig)
+
+    return write_montage
+
+
 def _train_and_report(loop, dataset, args):
     """Run the loop, print its rounds and what was written."""
     from ._jobs import history_table, train
 
+    if args.montage is not None:
+        loop.set_params(callback=_montage_writer(dataset, args))
     train(loop, dataset, args.output_dir, diagnostics=not args.no_label_diagnostics)
     print(history_table(loop.history_))
     print(f"selected round {loop.best_iteration_} ({loop.selection_}); wrote "
           f"{args.output_dir}/history.json, history.csv, history.png, labels.npy, "
-          "weights.pt")
+          "weights.pt" + (", montage_round_*.png" if args.montage is not None else ""))
     return 0
 
 
@@ -448,6 +475,10 @@ def build_parser():
                    default="euclidean")
     g.add_argument("--no-label-diagnostics", action="store_true",
                    help="do not read train ids even for the pseudo-label diagnostics")
+    g.add_argument("--montage", type=_positive_int, default=None, metavar="N",
+                   help="after each round, draw its N largest clusters (members of "
+                        "another person framed red) to OUTPUT_DIR/montage_round_RR.png; "
+                        "needs matplotlib")
     g.add_argument("--camera-aware", action="store_true",
                    help="centre features per camera (the train set's camera ids)")
     g.add_argument("--frozen-stages", type=_stages, default=None,

@@ -3,6 +3,7 @@
 import csv
 import json
 import statistics
+import sys
 
 import numpy as np
 import pytest
@@ -93,10 +94,15 @@ def test_train_writes_history_labels_and_weights(tiny_dataset, tmp_path, capsys)
     out = tmp_path / "run"
     code = main(["train", str(tiny_dataset), "--method", "dbc", "--epochs", "1",
                  "--rounds", "2", "--merge-percent", "0.2", "--batch-size", "8",
-                 "--output-dir", str(out), *TINY])
+                 "--montage", "2", "--output-dir", str(out), *TINY])
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     assert "mAP" in text and "selected round" in text
+    # --montage 2: one montage of the round's pseudo labels per round
+    assert "montage_round_*.png" in text
+    assert sorted(p.name for p in out.glob("montage_*")) == [
+        "montage_round_00.png", "montage_round_01.png"]
+    assert all(p.stat().st_size > 0 for p in out.glob("montage_*"))
     history = json.loads((out / "history.json").read_text())
     assert [h["round"] for h in history] == [0, 1]
     assert history[1]["n_clusters"] < history[0]["n_clusters"]
@@ -112,6 +118,18 @@ def test_train_writes_history_labels_and_weights(tiny_dataset, tmp_path, capsys)
                                device="cpu", weights=str(out / "weights.pt")).fit(
         [next((tiny_dataset / "query").glob("*.jpg"))])
     assert ext.transform([next((tiny_dataset / "query").glob("*.jpg"))]).shape == (1, 512)
+
+
+def test_train_montage_without_matplotlib_exits_2(tiny_dataset, tmp_path, capsys,
+                                                  monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    code = main(["train", str(tiny_dataset), "--montage", "2",
+                 "--output-dir", str(tmp_path / "run"), *TINY])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--montage needs matplotlib" in err and "sklearn-ecluster[plots]" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "history.json").exists()  # nothing trained
 
 
 def test_extract_then_evaluate_and_cluster(tiny_dataset, tmp_path, capsys):

@@ -292,3 +292,29 @@ def test_verbose_prints_one_line_per_round(capsys):
     _loop(n_rounds=3, verbose=1).fit(X)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "[SelfTrainingReID]" in ln]
     assert len(lines) == 3 and lines[0].split()[1:3] == ["round", "0"]
+
+
+def test_callback_is_called_after_every_round_with_its_labels(tmp_path):
+    X, _ = _images(16)
+    calls = []
+
+    def callback(loop, record, labels):
+        calls.append((loop, record, labels))
+
+    loop = _loop(callback=callback).fit(X)
+    assert [record["round"] for _, record, _ in calls] == [0, 1, 2, 3]
+    assert all(owner is loop for owner, _, _ in calls)
+    assert [record for _, record, _ in calls] == loop.history_
+    for _, record, labels in calls:
+        assert isinstance(labels, np.ndarray) and labels.dtype.kind == "i"
+        assert labels.shape == (16,)
+        assert len(np.unique(labels)) == record["n_clusters"]
+    np.testing.assert_array_equal(calls[-1][2], loop.labels_)
+    # not part of the checkpoint's identity: a run resumes with another callback
+    _loop(n_rounds=2, checkpoint_dir=tmp_path).fit(X)
+    resumed = []
+    _loop(n_rounds=2, checkpoint_dir=tmp_path,
+          callback=lambda *args: resumed.append(args)).fit(X)
+    assert resumed == []  # both rounds were done: nothing runs again
+    with pytest.raises(TypeError, match="callback"):
+        _loop(callback="print").fit(X)

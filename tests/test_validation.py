@@ -65,7 +65,7 @@ from sklearn_ecluster.metrics import (
     rank_k_score,
     reid_distances,
 )
-from sklearn_ecluster.plotting import plot_history
+from sklearn_ecluster.plotting import plot_cluster_montage, plot_history
 from sklearn_ecluster.self_training import (
     AutoEpsDBSCAN,
     SelfTrainingReID,
@@ -406,6 +406,8 @@ CASES = [
           _names("metric", "l1"), "SelfTrainingReID-metric"),
     _case(SelfTrainingReID, lambda tmp: _loop(checkpoint_dir=3).fit(IMAGES), TypeError,
           _names("checkpoint_dir", 3), "SelfTrainingReID-checkpoint_dir"),
+    _case(SelfTrainingReID, lambda tmp: _loop(callback="print").fit(IMAGES), TypeError,
+          _names("callback", "print"), "SelfTrainingReID-callback"),
     _case(SelfTrainingReID, lambda tmp: _loop().fit(IMAGES, [0, 1, 2]), ValueError,
           "y has 3 entries but X has 4", "SelfTrainingReID-y-length"),
     _case(SelfTrainingReID,
@@ -430,6 +432,22 @@ CASES = [
           "plot_history-ax"),
     _case(plot_history, lambda tmp: plot_history([], label=1), TypeError,
           _names("label", 1), "plot_history-label"),
+    _case(plot_cluster_montage, lambda tmp: plot_cluster_montage("a.jpg", [0]), TypeError,
+          _names("images", "a.jpg"), "plot_cluster_montage-images"),
+    _case(plot_cluster_montage, lambda tmp: plot_cluster_montage(IMAGES, [0, 1]), ValueError,
+          "labels has 2 entries but images has 4", "plot_cluster_montage-length"),
+    _case(plot_cluster_montage,
+          lambda tmp: plot_cluster_montage(IMAGES, [0, 0, 1, 1], n_clusters=0), ValueError,
+          _names("n_clusters", 0), "plot_cluster_montage-n_clusters"),
+    _case(plot_cluster_montage,
+          lambda tmp: plot_cluster_montage(IMAGES, [0, 0, 1, 1], max_members=True),
+          TypeError, _names("max_members", True), "plot_cluster_montage-bool"),
+    _case(plot_cluster_montage,
+          lambda tmp: plot_cluster_montage(IMAGES, [0, 0, 1, 1], image_size=(32, 0)),
+          ValueError, _names("image_size", (32, 0)), "plot_cluster_montage-image_size"),
+    _case(plot_cluster_montage,
+          lambda tmp: plot_cluster_montage(IMAGES, [0.0, 0.0, 1.0, 1.0]), TypeError,
+          "labels must hold integers", "plot_cluster_montage-float-labels"),
 ]
 
 

@@ -171,6 +171,14 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         round and ends with the same result as an uninterrupted run. A
         checkpoint of another run, or one that cannot be read, is refused
         with a ValueError, never overwritten.
+    callback : callable, default=None
+        Called after every round as ``callback(loop, record, labels)``:
+        ``loop`` this estimator, ``record`` the round's entry of
+        ``history_`` (a dict) and ``labels`` the pseudo labels the round
+        trained on (int ndarray of shape ``(n_images,)``, ``-1`` for images
+        left out); to watch a run, or draw its clusters
+        (:func:`~sklearn_ecluster.plotting.plot_cluster_montage`). Not part
+        of a checkpoint's identity: a run resumes with another callback.
     random_state : int, RandomState instance or None, default=None
         Seeds each round's fine-tuning (round ``r`` gets its own seed). An
         int gives the same run every time on one machine with the same thread
@@ -290,6 +298,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "selection": [StrOptions({"auto", "eval", "last"})],
         "metric": [StrOptions({"euclidean", "sqeuclidean", "cosine"})],
         "checkpoint_dir": [str, os.PathLike, None],
+        "callback": [callable, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "init": [StrOptions({"singletons", "cluster"})],
@@ -311,6 +320,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         selection="auto",
         metric="euclidean",
         checkpoint_dir=None,
+        callback=None,
         random_state=None,
         verbose=0,
         init="singletons",
@@ -328,6 +338,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.selection = selection
         self.metric = metric
         self.checkpoint_dir = checkpoint_dir
+        self.callback = callback
         self.random_state = random_state
         self.verbose = verbose
         self.init = init
@@ -374,9 +385,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return max(1, int(mp * n))
 
     def _fingerprint(self, X, y, eval_set):
-        # verbose and the folder itself do not change the result
+        # verbose, the callback and the folder itself do not change the result
         params = {k: v for k, v in self.get_params(deep=True).items()
-                  if k not in ("checkpoint_dir", "verbose") and not k.endswith("__verbose")}
+                  if k not in ("checkpoint_dir", "callback", "verbose")
+                  and not k.endswith("__verbose")}
         return run_fingerprint(params, X, y, eval_set)
 
     # --------------------------------------------------------------- fit
@@ -562,6 +574,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         state["done"] = last
         if self.verbose:
             print("[SelfTrainingReID] " + _format_record(record))
+        if self.callback is not None:
+            self.callback(self, record, train_labels.copy())
 
     def _features(self, extractor, X, camids):
         """The features that are clustered: centred per camera with ``camera_aware``."""
