@@ -404,3 +404,17 @@ def test_verbose_exact_cached_prints_a_twentieth_of_the_merges(capsys):
         assert t % every == 0 or t == 80
         assert int(m[3]) == model.history_["n_clusters"][t - 1] == 81 - t
     assert SUMMARY.match(summary)[2] == "80"
+
+
+def test_reducible_merges_by_blocks_of_pairs_give_the_same_tree():
+    # merge_pairs updates the rows of many pairs by blocks (bench_recluster_scale):
+    # one pair a block and all at once build the same tree, to the bit
+    from sklearn_ecluster.cluster import energy_linkage_tree
+
+    X = np.random.default_rng(3).normal(size=(120, 5))
+    kw = dict(n_clusters=1, merge_percent=None, linkage="energy", weighted=True,
+              regularizer=None, lam=0.0, device="cpu")
+    a = energy_linkage_tree(X, working_memory=1e-5, **kw)
+    b = energy_linkage_tree(X, working_memory=1024, **kw)
+    np.testing.assert_array_equal(a.children, b.children)
+    np.testing.assert_array_equal(a.distances, b.distances)

@@ -480,6 +480,19 @@ def test_jaccard_distance_in_small_blocks_matches(monkeypatch):
     np.testing.assert_allclose(jaccard_distance(X, k1=6, k2=3), expected, atol=1e-12)
 
 
+def test_jaccard_feature_entries_by_blocks_equal_the_unblocked_ones(monkeypatch):
+    # the gathered rows X[i], X[j] of all expanded pairs at once were ~12 N x N
+    # buffers at Market size (benchmarks/bench_recluster_scale.py): by blocks now
+    from sklearn_ecluster.metrics import _jaccard
+
+    X = torch.as_tensor(np.random.default_rng(6).normal(size=(50, 8)), dtype=torch.float32)
+    dist = _jaccard._FeatureDistances(X, 16)
+    i, j = torch.randint(0, 50, (500,)), torch.randint(0, 50, (500,))
+    before = (X[i] - X[j]).square_().sum(1).div_(dist.row_max[i])
+    monkeypatch.setattr(_jaccard, "rows_per_block", lambda *args, **kwargs: 7)
+    assert torch.equal(dist.entries(i, j), before)
+
+
 def test_auto_eps_dbscan_counts_zero_distances_as_neighbours():
     rng = np.random.default_rng(2)
     X = np.repeat(rng.normal(size=(6, 2)) * 5, [3, 3, 2, 2, 1, 1], axis=0)  # duplicates

@@ -83,13 +83,19 @@ class _ReducibleState:
         n = self.sizes
         n_a, n_b = n[lo].unsqueeze(1), n[hi].unsqueeze(1)
         dab = d_ab.unsqueeze(1)
-        r_a, r_b = M.index_select(0, lo), M.index_select(0, hi)
         if self.sums:  # S(A u B, K) = S(A, K) + S(B, K), twice for two new clusters
-            new = r_a.add_(r_b)
+            new = M.index_select(0, lo).add_(M.index_select(0, hi))
             sub = new[:, lo] + new[:, hi]
         else:
             lw = self.criterion.lance_williams
-            new = lw(r_a, r_b, dab, n_a, n_b, n.unsqueeze(0))
+            # by blocks of pairs: a first round merges up to N / 2 pairs, and
+            # the two gathered rows of each were most of a second N x N buffer
+            new = torch.empty((lo.numel(), M.shape[1]), dtype=M.dtype, device=M.device)
+            step = max(1, self.pm.block_rows(M.shape[1], n_buffers=3))
+            for p0 in range(0, lo.numel(), step):
+                p = slice(p0, p0 + step)
+                new[p] = lw(M.index_select(0, lo[p]), M.index_select(0, hi[p]), dab[p],
+                            n_a[p], n_b[p], n.unsqueeze(0))
             # pairs of two new clusters: the update once more over the other side
             sub = lw(new[:, lo], new[:, hi], dab.T, n_a.T, n_b.T, n_a + n_b)
         sub = torch.triu(sub, 1) + torch.triu(sub, 1).T  # exactly symmetric

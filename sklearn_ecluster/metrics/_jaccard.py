@@ -57,7 +57,14 @@ class _FeatureDistances:
         return self._squared(r0, r1).div_(self.row_max[r0:r1, None])
 
     def entries(self, i, j):
-        d = (self.X[i] - self.X[j]).square_().sum(1)
+        # by blocks of pairs: the gathered rows X[i], X[j] are (pairs, d) each,
+        # many N x N buffers' worth for all pairs at once
+        X = self.X
+        d = torch.empty(i.shape, dtype=X.dtype, device=X.device)
+        step = rows_per_block(X.shape[1], X.element_size(), X.device, n_buffers=2)
+        for p0 in range(0, i.shape[0], step):
+            p1 = p0 + step
+            d[p0:p1] = (X[i[p0:p1]] - X[j[p0:p1]]).square_().sum(1)
         return d.div_(self.row_max[i])
 
 
