@@ -40,20 +40,21 @@ def labels_at_cuts(children, leaf_labels, n_leaves, cuts):
     cuts = sorted(set(int(q) for q in cuts))
     n_merges = len(children)
     # each tree node -> a representative leaf; the parent forest lives on leaves
-    rep = np.empty(n_leaves + n_merges, dtype=np.int64)
-    rep[:n_leaves] = np.arange(n_leaves)
-    parent = np.arange(n_leaves, dtype=np.int64)
+    # (Python lists: a merge's step is scalar work, which NumPy scalars slow down)
+    rep = list(range(n_leaves)) + [0] * n_merges
+    parent = list(range(n_leaves))
+    pairs = np.asarray(children, dtype=np.int64).reshape(-1, 2).tolist()
     out = {}
     q_next = iter(cuts)
     q = next(q_next, None)
     for t in range(n_merges + 1):
         while q is not None and q == t:
-            roots = group_roots(parent)
+            roots = group_roots(np.asarray(parent, dtype=np.int64))
             out[q] = relabel_by_first_occurrence(roots[leaf_labels])
             q = next(q_next, None)
         if q is None or t == n_merges:
             break
-        a, b = rep[children[t, 0]], rep[children[t, 1]]
+        a, b = rep[pairs[t][0]], rep[pairs[t][1]]
         ra, rb = find(parent, a), find(parent, b)
         lo, hi = min(ra, rb), max(ra, rb)
         parent[hi] = lo
