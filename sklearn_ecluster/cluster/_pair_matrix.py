@@ -209,11 +209,10 @@ def _symmetric_copy_(S, X, step=256):
         i1 = min(k, i0 + step)
         for j0 in range(i0, k, step):
             j1 = min(k, j0 + step)
-            avg = np.add(X[i0:i1, j0:j1], X[j0:j1, i0:i1].T, out=tmp[: i1 - i0, : j1 - j0])
-            avg *= 0.5
-            S[i0:i1, j0:j1] = avg
-            if j0 != i0:
-                S[j0:j1, i0:i1] = avg.T
+            tot = np.add(X[i0:i1, j0:j1], X[j0:j1, i0:i1].T, out=tmp[: i1 - i0, : j1 - j0])
+            np.multiply(tot, 0.5, out=S[i0:i1, j0:j1])
+            if j0 != i0:  # the transposed read is of the cached tile
+                np.multiply(tot.T, 0.5, out=S[j0:j1, i0:i1])
 
 
 def _symmetrize_(S, step):
