@@ -17,6 +17,7 @@ exists.
 
 import warnings
 
+import numpy as np
 import torch
 
 from ..utils import check_memory, rows_per_block, self_distances
@@ -95,7 +96,7 @@ class PairMatrix:
             if metric == "precomputed":
                 # exactly symmetric, zero diagonal (the tie rules need it); an
                 # exactly symmetric input is kept to the bit: (x + x) / 2 = x
-                torch.add(X, X.T, out=S).mul_(0.5)
+                _symmetric_copy_(S, X)
                 S.fill_diagonal_(0.0)
             else:  # written in place, strip by strip (no N x N temporary)
                 self_distances(X, metric, out=S)
@@ -187,6 +188,31 @@ class PairMatrix:
             del rows
         self.width = self.k = k_new
         self.alive = torch.ones(k_new, dtype=torch.bool, device=self.storage.device)
+
+
+def _symmetric_copy_(S, X, step=256):
+    """S <- (X + X^T) / 2, one pair of square tiles at a time.
+
+    The same values as ``torch.add(X, X.T).mul_(0.5)``, but each transposed
+    read stays within a tile held in cache (a plain ``X.T`` read walks the
+    whole matrix column by column, several times slower than a copy).
+    """
+    if S.device.type != "cpu":
+        torch.add(X, X.T, out=S).mul_(0.5)
+        return
+    # NumPy on the CPU: single-threaded kernels, no hand-off between threads
+    # per tile
+    S, X = S.numpy(), X.contiguous().numpy()
+    k = S.shape[0]
+    tmp = np.empty((step, step), dtype=S.dtype)
+    for i0 in range(0, k, step):
+        i1 = min(k, i0 + step)
+        for j0 in range(i0, k, step):
+            j1 = min(k, j0 + step)
+            tot = np.add(X[i0:i1, j0:j1], X[j0:j1, i0:i1].T, out=tmp[: i1 - i0, : j1 - j0])
+            np.multiply(tot, 0.5, out=S[i0:i1, j0:j1])
+            if j0 != i0:  # the transposed read is of the cached tile
+                np.multiply(tot.T, 0.5, out=S[j0:j1, i0:i1])
 
 
 def _symmetrize_(S, step):

@@ -52,6 +52,15 @@ class MergeRecorder:
         self.distances.append(value)
         self.node[slot_a] = self.n_leaves + len(self.children) - 1
 
+    def merge_many(self, slots_a, slots_b, values):
+        """Record the disjoint merges ``slots_b[t]`` into ``slots_a[t]`` at once."""
+        slots_a = np.asarray(slots_a, dtype=np.int64)
+        first = self.n_leaves + len(self.children)
+        self.children.extend(zip(self.node[slots_a].tolist(),
+                                 self.node[np.asarray(slots_b)].tolist(), strict=True))
+        self.distances.extend(np.asarray(values, dtype=np.float64).tolist())
+        self.node[slots_a] = first + np.arange(slots_a.size)
+
     def compact(self, keep):
         """The engine kept only the slots ``keep`` (ascending, a LongTensor or array)."""
         keep = keep.cpu().numpy() if hasattr(keep, "cpu") else np.asarray(keep)

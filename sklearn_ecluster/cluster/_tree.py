@@ -1,8 +1,8 @@
 """The recorded merge sequence: cuts, relabelling and the scipy linkage matrix."""
 
 import numpy as np
-
-from ._union_find import find, group_roots
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 def relabel_by_first_occurrence(labels):
@@ -38,26 +38,17 @@ def labels_at_cuts(children, leaf_labels, n_leaves, cuts):
     dict q -> labels (int64, relabelled 0..K-1 by first occurrence)
     """
     cuts = sorted(set(int(q) for q in cuts))
-    n_merges = len(children)
-    # each tree node -> a representative leaf; the parent forest lives on leaves
-    rep = np.empty(n_leaves + n_merges, dtype=np.int64)
-    rep[:n_leaves] = np.arange(n_leaves)
-    parent = np.arange(n_leaves, dtype=np.int64)
+    children = np.asarray(children, dtype=np.int64).reshape(-1, 2)
     out = {}
-    q_next = iter(cuts)
-    q = next(q_next, None)
-    for t in range(n_merges + 1):
-        while q is not None and q == t:
-            roots = group_roots(parent)
-            out[q] = relabel_by_first_occurrence(roots[leaf_labels])
-            q = next(q_next, None)
-        if q is None or t == n_merges:
-            break
-        a, b = rep[children[t, 0]], rep[children[t, 1]]
-        ra, rb = find(parent, a), find(parent, b)
-        lo, hi = min(ra, rb), max(ra, rb)
-        parent[hi] = lo
-        rep[n_leaves + t] = lo
+    for q in cuts:
+        # the first q merges as a graph over the tree's nodes: each new node
+        # joined to its two children; a leaf's cluster is its component
+        n_nodes = n_leaves + q
+        src = np.repeat(np.arange(n_leaves, n_nodes), 2)
+        graph = coo_matrix((np.ones(2 * q, dtype=np.int8), (src, children[:q].ravel())),
+                           shape=(n_nodes, n_nodes))
+        _, comp = connected_components(graph, directed=False)
+        out[q] = relabel_by_first_occurrence(comp[:n_leaves][leaf_labels])
     return out
 
 
