@@ -144,7 +144,9 @@ def _add_extractor_args(p):
                         "(IMAGENET1K_V2) or path of a state_dict")
     p.add_argument("--image-size", type=int, nargs=2, default=(256, 128),
                    metavar=("H", "W"))
-    p.add_argument("--embedding-dim", type=int, default=2048)
+    p.add_argument("--embedding-dim", type=_dim_or_none, default=2048,
+                   help="the head's Linear output size, or 'none' for no Linear layer "
+                        "(BatchNorm1d over the pooled features); default 2048")
     p.add_argument("--output-features", choices=["pool5", "embedding"], default="pool5",
                    help="features to cluster / evaluate (BUC: pool5)")
     p.add_argument("--eval-batch-size", type=int, default=64)
@@ -387,6 +389,12 @@ def _positive_int(text):
     return value
 
 
+def _dim_or_none(text):
+    if text.lower() == "none":
+        return None
+    return _positive_int(text)
+
+
 def _stages(text):
     """``--frozen-stages``: a count (``3``) or a stage name (``layer2``)."""
     return int(text) if text.isdigit() else text
@@ -408,7 +416,7 @@ def _fraction(text):
 
 def build_parser():
     """The argument parser of the command line."""
-    from ._demo import DEMO_DATASETS, DEMO_METHODS, DEMO_SEEDS
+    from ._demo import DEFAULT_DEMO_METHODS, DEMO_DATASETS, DEMO_METHODS, DEMO_SEEDS
     from .cluster import METHOD_PRESETS
     from .self_training import RECIPES
 
@@ -420,7 +428,9 @@ def build_parser():
 
     p = sub.add_parser("demo", help="the re-ID loop on a synthetic dataset (CPU, minutes)")
     p.add_argument("--methods", nargs="+", choices=list(DEMO_METHODS),
-                   default=list(DEMO_METHODS))
+                   default=list(DEFAULT_DEMO_METHODS),
+                   help="the paper's loops (default: E-cluster BUC DBC) and the "
+                        "contrastive recipes (contrastive-DBSCAN, contrastive-energy)")
     p.add_argument("--seeds", nargs="+", type=_seed, default=list(DEMO_SEEDS),
                    metavar="SEED",
                    help="training seeds, at least two (default: %(default)s); the demo "

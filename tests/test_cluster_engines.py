@@ -96,6 +96,40 @@ def test_mst_engine_equals_the_cached_engine_and_follows_the_stopping_rules(seed
         np.testing.assert_array_equal(model.labels_, ref["labels"])
 
 
+@pytest.mark.parametrize("params", REDUCIBLE[:2], ids=IDS[:2])
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_rounds_equal_the_numpy_rounds(params, seed, monkeypatch):
+    # the CPU runs the NumPy kernels; the torch ones (GPU) must give the same tree
+    from sklearn_ecluster.cluster import _engine_reducible
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(int(rng.integers(30, 200)), 4))
+    init = rng.integers(0, 25, size=len(X)) if seed == 2 else None
+    if init is not None:
+        init = np.unique(init, return_inverse=True)[1]
+        order = np.unique(init, return_index=True)[1]
+        init = np.argsort(np.argsort(order))[init]
+    c1, d1 = _engine_tree(X, params, "exact_reducible", init)
+    monkeypatch.setattr(_engine_reducible, "_rounds_numpy", _engine_reducible._rounds_torch)
+    c2, d2 = _engine_tree(X, params, "exact_reducible", init)
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_allclose(d1, d2, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_prim_equals_the_numpy_prim(seed, monkeypatch):
+    from sklearn_ecluster.cluster import _engine_mst
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(int(rng.integers(30, 200)), 3))
+    c1, d1 = _engine_tree(X, REDUCIBLE[2], "exact_mst")
+    monkeypatch.setattr(_engine_mst, "_prim_numpy",
+                        lambda S: _engine_mst._prim(torch.from_numpy(S), len(S)))
+    c2, d2 = _engine_tree(X, REDUCIBLE[2], "exact_mst")
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_array_equal(d1, d2)  # minima: exact
+
+
 @pytest.mark.parametrize("params", REDUCIBLE, ids=IDS)
 def test_reducible_engine_from_initial_clusters_equals_the_cached_engine(params):
     rng = np.random.default_rng(3)

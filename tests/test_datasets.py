@@ -647,3 +647,25 @@ def test_read_image_converts_to_rgb(tmp_path):
         8,
         4,
     )
+
+
+def test_random_erasing_sets_a_rectangle_to_the_mean():
+    import torch
+
+    from sklearn_ecluster.datasets import build_transforms
+
+    image = Image.new("RGB", (16, 32), (200, 30, 90))  # one colour: no pixel is the mean
+    plain = build_transforms((32, 16), train=True, pad=0, flip_prob=0.0)
+    erased = build_transforms((32, 16), train=True, pad=0, flip_prob=0.0, erasing_prob=1.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        a, b = plain(image), erased(image)
+    assert not (a == 0).all(0).any()
+    zero = (b == 0).all(0)  # the erased pixels: 0 in every channel (ImageNet mean)
+    rows, cols = np.nonzero(zero.numpy())
+    assert 0.02 * 32 * 16 <= zero.sum() <= 0.4 * 32 * 16
+    # one axis-aligned rectangle, the rest untouched
+    assert zero[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+    torch.testing.assert_close(b[:, ~zero], a[:, ~zero], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="erasing_prob"):
+        build_transforms((32, 16), train=True, erasing_prob=1.5)

@@ -734,3 +734,50 @@ def test_cuda_fitted_extractor_loads_in_a_process_without_cuda(arrays, tmp_path)
                    env=env, check=True, timeout=300)
     # CPU float32 against cuDNN's TF32 convolutions (its default)
     assert_allclose_float32(np.load(tmp_path / "features.npy"), expected, rtol=TF32_RTOL)
+
+
+# ----------------------------------------------------------------------------
+# embedding_dim=None: BatchNorm1d over the pooled features, no Linear layer
+
+
+def test_head_without_linear_is_batchnorm_over_pool5(arrays):
+    model = extractor(embedding_dim=None, output="embedding").fit(arrays)
+    head = model.model_.head
+    assert isinstance(head.linear, nn.Identity)
+    assert [name for name, _ in head.named_parameters()] == ["bn.weight", "bn.bias"]
+    assert model.n_features_out_ == model.model_.in_features
+    pool5 = model.set_params(output="pool5").transform(arrays)
+    embedding = model.set_params(output="embedding").transform(arrays)
+    # eval-mode BatchNorm with its initial statistics (mean 0, var 1, weight 1,
+    # bias 0) is x / sqrt(1 + eps): the normalised embedding is the normalised pool5
+    expected = pool5 / np.linalg.norm(pool5, axis=1, keepdims=True)
+    np.testing.assert_allclose(embedding, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_head_without_linear_trains_and_uses_its_statistics(arrays):
+    y = np.array([0, 0, 1, 1, 2, 2])
+    model = extractor(embedding_dim=None, output="embedding", epochs=2,
+                      train_batch_size=6, lr=0.01).fit(arrays, y)
+    assert np.isfinite(model.loss_history_).all()
+    bn = model.model_.head.bn
+    assert int(bn.num_batches_tracked) > 0
+    raw = model.set_params(output="pool5", normalize=False).transform(arrays)
+    pool5 = raw.astype(np.float64)
+    model.set_params(normalize=True)
+    # by hand: eval-mode BatchNorm1d with the running statistics, then L2
+    mean, var = bn.running_mean.double().numpy(), bn.running_var.double().numpy()
+    z = (pool5 - mean) / np.sqrt(var + bn.eps) * bn.weight.detach().double().numpy() \
+        + bn.bias.detach().double().numpy()
+    expected = z / np.linalg.norm(z, axis=1, keepdims=True)
+    embedding = model.set_params(output="embedding").transform(arrays)
+    np.testing.assert_allclose(embedding, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_dim_none_is_the_contrastive_recipes_head():
+    from sklearn_ecluster.self_training import make_recipe
+
+    for name in ("contrastive_dbscan", "contrastive_energy"):
+        loop = make_recipe(name)
+        assert loop.feature_extractor.embedding_dim is None
+        assert loop.feature_extractor.output == "embedding"
+    assert make_recipe("ecluster").feature_extractor is None  # the paper's: unchanged

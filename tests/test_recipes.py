@@ -503,3 +503,23 @@ def test_auto_eps_dbscan_counts_zero_distances_as_neighbours():
     # each group of duplicates (distance 0) is one cluster
     for group in (slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)):
         assert len(set(model.labels_[group])) == 1 and model.labels_[group][0] >= 0
+
+
+def test_demo_runs_the_contrastive_recipes_as_make_recipe_makes_them():
+    from sklearn_ecluster._demo import DEFAULT_DEMO_METHODS, DEMO_METHODS, demo_loop
+    from sklearn_ecluster.self_training import AutoEpsDBSCAN
+
+    assert set(DEFAULT_DEMO_METHODS) == {"E-cluster", "BUC", "DBC"}
+    for name, recipe in (("contrastive-DBSCAN", "contrastive_dbscan"),
+                         ("contrastive-energy", "contrastive_energy")):
+        assert DEMO_METHODS[name]["method"] == recipe
+        loop = demo_loop(recipe, later_epochs=3, n_rounds=4, random_state=1)
+        expected = make_recipe(recipe, camera_aware=True)
+        for key in ("init", "label_update", "outliers", "cluster_distance", "camera_aware"):
+            assert getattr(loop, key) == getattr(expected, key)
+        assert (loop.n_rounds, loop.later_epochs, loop.selection) == (4, 3, "last")
+        ex = loop.feature_extractor
+        assert (ex.loss, ex.sampler, ex.optimizer, ex.embedding_dim) == (
+            "cluster_contrast", "pk", "adam", None)
+        assert (ex.train_batch_size, ex.num_instances, ex.epochs) == (32, 4, 3)
+    assert isinstance(demo_loop("contrastive_dbscan").clusterer, AutoEpsDBSCAN)

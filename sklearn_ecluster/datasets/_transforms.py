@@ -23,10 +23,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
         "train": ["boolean"],
         "pad": [Interval(Integral, 0, None, closed="left")],
         "flip_prob": [Interval(Real, 0, 1, closed="both")],
+        "erasing_prob": [Interval(Real, 0, 1, closed="both")],
     },
     prefer_skip_nested_validation=True,
 )
-def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.5):
+def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.5,
+                     erasing_prob=0.0):
     """Return the torchvision transform that turns a PIL image into a tensor.
 
     Parameters
@@ -39,6 +41,11 @@ def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.
         Padding in pixels before the random crop (scaled down for tiny images).
     flip_prob : float, default=0.5
         Probability of a horizontal flip when ``train``.
+    erasing_prob : float, default=0.0
+        Probability of random erasing when ``train`` (Zhong et al. 2020, as in
+        Cluster-Contrast and torchreid: a rectangle of 2-40 % of the image,
+        aspect ratio 0.3-3.3, set to the ImageNet mean, i.e. 0 after the
+        normalisation).
 
     Returns
     -------
@@ -62,4 +69,7 @@ def build_transforms(image_size=(256, 128), train=False, *, pad=10, flip_prob=0.
             T.RandomHorizontalFlip(flip_prob),
         ]
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if train and erasing_prob > 0:
+        steps.append(T.RandomErasing(erasing_prob, scale=(0.02, 0.4), ratio=(0.3, 3.3),
+                                     value=0))
     return T.Compose(steps)

@@ -98,8 +98,12 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         network written by :meth:`save_weights`.
     image_size : tuple of (int, int), default=(256, 128)
         Input (height, width); images and tensors are resized to it.
-    embedding_dim : int, default=2048
-        Output size of the head's Linear layer.
+    embedding_dim : int or None, default=2048
+        Output size of the head's Linear layer. None: no Linear layer, the
+        head is BatchNorm1d over the backbone's pooled features
+        (Cluster-Contrast's; the contrastive recipes' choice: a randomly
+        initialised projection's gradients degrade the pretrained backbone
+        before it learns anything, see the recipes guide).
     dropout : float in [0, 1), default=0.5
         Dropout rate after the L2-normalisation of the head (training only).
     output : {"pool5", "embedding"}, default="pool5"
@@ -192,6 +196,11 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         ``features`` sequence (MobileNet, EfficientNet, DenseNet, VGG) its
         children ``"features.0"``, ...; any other module its children
         (``"0"``, ``"1"``, ... for an ``nn.Sequential``).
+    random_erasing : float in [0, 1], default=0.0
+        Probability of random erasing of each training image (after the pad +
+        crop and flip; :func:`~sklearn_ecluster.datasets.build_transforms`).
+        0 keeps BUC's augmentation (SPEC 7); the contrastive recipes use 0.5
+        (SPEC 11).
 
     Attributes
     ----------
@@ -270,7 +279,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "backbone": [str, nn.Module],
         "weights": [str, os.PathLike, None],
         "image_size": [tuple, list],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "output": [StrOptions(set(OUTPUTS))],
         "normalize": ["boolean"],
@@ -299,6 +308,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "iters_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "frozen_stages": [Interval(Integral, 0, None, closed="left"), str, None],
+        "random_erasing": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
@@ -336,6 +346,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         iters_per_epoch=None,
         optimizer="sgd",
         frozen_stages=None,
+        random_erasing=0.0,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -369,6 +380,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self.iters_per_epoch = iters_per_epoch
         self.optimizer = optimizer
         self.frozen_stages = frozen_stages
+        self.random_erasing = random_erasing
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -455,7 +467,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             batch_sampler = PKBatchSampler(codes, self.num_instances, self.train_batch_size,
                                            self.iters_per_epoch, camids, seed=order_seed)
         loader = train_loader(
-            data, codes, build_transforms(image_size, train=True),
+            data, codes, build_transforms(image_size, train=True,
+                                          erasing_prob=self.random_erasing),
             batch_size=self.train_batch_size, generator=generator, device=device,
             num_workers=self.num_workers, batch_sampler=batch_sampler,
         )

@@ -29,6 +29,7 @@ from ._weights import (
 OUTPUTS = ("pool5", "embedding")
 
 _DIM = [Interval(Integral, 1, None, closed="left")]
+_EMBEDDING_DIM = [Interval(Integral, 1, None, closed="left"), None]
 _DROPOUT = [Interval(Real, 0, 1, closed="left")]
 
 
@@ -54,14 +55,17 @@ class EmbeddingHead(nn.Module):
     """Linear + BatchNorm1d, L2-normalised, then Dropout (BUC's embedding head).
 
     Initialised as BUC's code does: Kaiming-normal weights (fan out), zero
-    bias, BatchNorm weight 1 and bias 0.
+    bias, BatchNorm weight 1 and bias 0. With ``embedding_dim=None`` there is
+    no Linear layer: BatchNorm1d over the pooled features themselves
+    (Cluster-Contrast's head), so no randomly initialised projection sends
+    its gradients into the pretrained backbone.
 
     Parameters
     ----------
     in_features : int
         Dimension of the backbone's pooled features.
-    embedding_dim : int, default=2048
-        Output dimension.
+    embedding_dim : int or None, default=2048
+        Output dimension; None: ``in_features``, without a Linear layer.
     dropout : float, default=0.5
         Dropout rate after the normalisation (train mode only).
 
@@ -76,16 +80,21 @@ class EmbeddingHead(nn.Module):
     """
 
     @validate_params(
-        {"in_features": _DIM, "embedding_dim": _DIM, "dropout": _DROPOUT},
+        {"in_features": _DIM, "embedding_dim": _EMBEDDING_DIM, "dropout": _DROPOUT},
         prefer_skip_nested_validation=True,
     )
     def __init__(self, in_features, embedding_dim=2048, dropout=0.5):
         super().__init__()
-        self.linear = nn.Linear(in_features, embedding_dim)
-        self.bn = nn.BatchNorm1d(embedding_dim)
+        if embedding_dim is None:
+            self.linear = nn.Identity()
+            self.out_features = int(in_features)
+        else:
+            self.linear = nn.Linear(in_features, embedding_dim)
+            self.out_features = int(embedding_dim)
+            nn.init.kaiming_normal_(self.linear.weight, mode="fan_out")
+            nn.init.zeros_(self.linear.bias)
+        self.bn = nn.BatchNorm1d(self.out_features)
         self.dropout = nn.Dropout(dropout)
-        nn.init.kaiming_normal_(self.linear.weight, mode="fan_out")
-        nn.init.zeros_(self.linear.bias)
         nn.init.ones_(self.bn.weight)
         nn.init.zeros_(self.bn.bias)
 
@@ -109,8 +118,9 @@ class ReIDNetwork(nn.Module):
         ``(N, C, h, w)`` feature map (averaged over its spatial axes).
     in_features : int
         ``D`` (or ``C``).
-    embedding_dim : int, default=2048
-        Output dimension of the head.
+    embedding_dim : int or None, default=2048
+        Output dimension of the head; None: no Linear layer (BatchNorm1d over
+        the pooled features).
     dropout : float, default=0.5
         Dropout rate of the head.
 
@@ -130,7 +140,7 @@ class ReIDNetwork(nn.Module):
     """
 
     @validate_params(
-        {"backbone": [nn.Module], "in_features": _DIM, "embedding_dim": _DIM,
+        {"backbone": [nn.Module], "in_features": _DIM, "embedding_dim": _EMBEDDING_DIM,
          "dropout": _DROPOUT},
         prefer_skip_nested_validation=True,
     )
@@ -156,7 +166,7 @@ class ReIDNetwork(nn.Module):
 
     def out_features(self, output):
         """Dimension of the features returned for ``output``."""
-        return self.in_features if output == "pool5" else self.head.linear.out_features
+        return self.in_features if output == "pool5" else self.head.out_features
 
 
 def classification_models():
@@ -257,7 +267,7 @@ def _is_network_state(state):
     {
         "backbone": [str, nn.Module],
         "weights": [str, os.PathLike, None],
-        "embedding_dim": _DIM,
+        "embedding_dim": _EMBEDDING_DIM,
         "dropout": _DROPOUT,
         "image_size": [tuple, list],
     },
@@ -278,7 +288,7 @@ def build_network(backbone, *, weights=None, embedding_dim=2048, dropout=0.5,
         state_dict: either the backbone's own (torchvision layout, the
         classifier's keys ignored) or a whole network saved by
         ``save_weights``.
-    embedding_dim, dropout : int, float
+    embedding_dim, dropout : int or None, float
         The head's size and dropout rate.
     image_size : tuple of (int, int)
         Used to infer the feature dimension of a module backbone.

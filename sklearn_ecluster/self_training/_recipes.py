@@ -20,6 +20,11 @@ CONTRASTIVE_EXTRACTOR = {
     "sampler": "pk", "train_batch_size": 256, "num_instances": 16, "iters_per_epoch": 200,
     "optimizer": "adam", "lr": 3.5e-4, "backbone_lr_mult": 1.0, "weight_decay": 5e-4,
     "lr_step": None, "dropout": 0.0, "epochs": 1,
+    # no Linear projection: BatchNorm1d over pool5, whose normalised output is
+    # clustered and evaluated (a random projection degrades the pretrained
+    # features in its first steps: recipes guide, "What limits the loop")
+    "embedding_dim": None, "output": "embedding",
+    "random_erasing": 0.5,
 }
 #: Its loop: one epoch a round, every round re-clustered afresh.
 CONTRASTIVE_LOOP = {
@@ -50,7 +55,10 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
     all features on the k-reciprocal Jaccard distance and leaves clusters of
     one image and noise out; InfoNCE over a memory of cluster centroids
     (temperature 0.05, momentum 0.1); Adam at 3.5e-4, weight decay 5e-4, no
-    dropout; 50 rounds, the last one kept. The clusterer:
+    dropout, random erasing 0.5; the head is BatchNorm1d over the pooled features without a
+    Linear layer, and its normalised output is clustered and evaluated
+    (``embedding_dim=None, output="embedding"``); 50 rounds, the last one
+    kept. The clusterer:
 
     - ``"contrastive_dbscan"``: scikit-learn's DBSCAN (``min_samples=4``) on the
       precomputed distance, its radius the mean of the smallest 0.16 % of the
