@@ -135,8 +135,11 @@ def demo_loop(method, *, epochs=10, later_epochs=5, lr=0.1, merge_percent=0.15,
     schedule; the contrastive recipes (``"contrastive_dbscan"``,
     ``"contrastive_energy"``) as :func:`~sklearn_ecluster.self_training.make_recipe`
     makes them, camera-aware, with batches of 8 identities x 4 images, one
-    pass over the kept images a round and ``later_epochs`` epochs a round
-    (the small network learns from scratch).
+    pass over the kept images a round and ``later_epochs`` epochs a round,
+    except that round 0 trains on singletons for ``epochs`` epochs as the
+    paper's loop does (``init="singletons"``): the demo's network starts from
+    random weights, whose features have no clusters to start from (clustered
+    directly they give 2-4 clusters of 300 images).
     """
     from .cluster import make_clusterer
     from .feature_extraction import ReIDFeatureExtractor
@@ -150,13 +153,14 @@ def demo_loop(method, *, epochs=10, later_epochs=5, lr=0.1, merge_percent=0.15,
     )
     if method in CONTRASTIVE_RECIPES:
         loop = make_recipe(method, extractor, n_rounds=n_rounds, camera_aware=True,
-                           selection="last", random_state=random_state, verbose=verbose)
+                           init="singletons", selection="last",
+                           random_state=random_state, verbose=verbose)
         if "device" in loop.clusterer.get_params(deep=False):
             loop.set_params(clusterer__device=device)
         return loop.set_params(
             feature_extractor__train_batch_size=32,
             feature_extractor__num_instances=4, feature_extractor__iters_per_epoch=None,
-            feature_extractor__epochs=later_epochs, later_epochs=later_epochs)
+            feature_extractor__epochs=epochs, later_epochs=later_epochs)
     return SelfTrainingReID(
         extractor, make_clusterer(method, device=device), merge_percent=merge_percent,
         n_rounds=n_rounds, later_epochs=later_epochs, later_lr=lr,

@@ -513,13 +513,14 @@ def test_demo_runs_the_contrastive_recipes_as_make_recipe_makes_them():
     for name, recipe in (("contrastive-DBSCAN", "contrastive_dbscan"),
                          ("contrastive-energy", "contrastive_energy")):
         assert DEMO_METHODS[name]["method"] == recipe
-        loop = demo_loop(recipe, later_epochs=3, n_rounds=4, random_state=1)
+        loop = demo_loop(recipe, epochs=6, later_epochs=3, n_rounds=4, random_state=1)
         expected = make_recipe(recipe, camera_aware=True)
-        for key in ("init", "label_update", "outliers", "cluster_distance", "camera_aware"):
+        for key in ("label_update", "outliers", "cluster_distance", "camera_aware"):
             assert getattr(loop, key) == getattr(expected, key)
+        assert loop.init == "singletons"  # a network from scratch: nothing to cluster
         assert (loop.n_rounds, loop.later_epochs, loop.selection) == (4, 3, "last")
         ex = loop.feature_extractor
         assert (ex.loss, ex.sampler, ex.optimizer, ex.embedding_dim) == (
             "cluster_contrast", "pk", "adam", None)
-        assert (ex.train_batch_size, ex.num_instances, ex.epochs) == (32, 4, 3)
+        assert (ex.train_batch_size, ex.num_instances, ex.epochs) == (32, 4, 6)
     assert isinstance(demo_loop("contrastive_dbscan").clusterer, AutoEpsDBSCAN)
