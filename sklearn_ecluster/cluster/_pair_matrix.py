@@ -96,7 +96,7 @@ class PairMatrix:
             if metric == "precomputed":
                 # exactly symmetric, zero diagonal (the tie rules need it); an
                 # exactly symmetric input is kept to the bit: (x + x) / 2 = x
-                _symmetric_copy_(S, X)
+                _symmetrize_(S, X)
                 S.fill_diagonal_(0.0)
             else:  # written in place, strip by strip (no N x N temporary)
                 self_distances(X, metric, out=S)
@@ -118,7 +118,7 @@ class PairMatrix:
             part = _segment_reduce(d, labels, k, dim=1, reduce=reduce)
             _reduce_into(S, 0, labels[r0:r1], part, reduce)
         # blocks were accumulated in different orders: make S exactly symmetric
-        _symmetrize_(S, max(1, int((block_rows(k) * k) ** 0.5)))
+        _symmetrize_(S, step=max(1, int((block_rows(k) * k) ** 0.5)))
         return pm
 
     # ------------------------------------------------------------------ merge
@@ -190,41 +190,40 @@ class PairMatrix:
         self.alive = torch.ones(k_new, dtype=torch.bool, device=self.storage.device)
 
 
-def _symmetric_copy_(S, X, step=256):
-    """S <- (X + X^T) / 2, one pair of square tiles at a time.
+def _symmetrize_(S, X=None, step=256):
+    """S <- (X + X^T) / 2 (X None: S itself, in place), a pair of square tiles at a time.
 
-    The same values as ``torch.add(X, X.T).mul_(0.5)``, but each transposed
-    read stays within a tile held in cache (a plain ``X.T`` read walks the
-    whole matrix column by column, several times slower than a copy).
+    Each transposed read stays within a tile held in cache (a plain ``X.T``
+    read walks the whole matrix column by column, several times slower than
+    a copy), and both tiles of a pair are read before either is written, so
+    the in-place case is safe. The values are ``(x + y) * 0.5`` exactly: an
+    exactly symmetric input is kept to the bit. On the CPU in NumPy
+    (single-threaded kernels, no hand-off between torch's threads per tile).
     """
     if S.device.type != "cpu":
-        torch.add(X, X.T, out=S).mul_(0.5)
+        src = S if X is None else X
+        k = S.shape[0]
+        for i0 in range(0, k, step):
+            i1 = min(k, i0 + step)
+            for j0 in range(i0, k, step):
+                j1 = min(k, j0 + step)
+                avg = (src[i0:i1, j0:j1] + src[j0:j1, i0:i1].T) * 0.5
+                S[i0:i1, j0:j1] = avg
+                S[j0:j1, i0:i1] = avg.T
         return
-    # NumPy on the CPU: single-threaded kernels, no hand-off between threads
-    # per tile
-    S, X = S.numpy(), X.contiguous().numpy()
+    S = S.numpy()
+    src = S if X is None else X.contiguous().numpy()
     k = S.shape[0]
     tmp = np.empty((step, step), dtype=S.dtype)
     for i0 in range(0, k, step):
         i1 = min(k, i0 + step)
         for j0 in range(i0, k, step):
             j1 = min(k, j0 + step)
-            tot = np.add(X[i0:i1, j0:j1], X[j0:j1, i0:i1].T, out=tmp[: i1 - i0, : j1 - j0])
+            tot = np.add(src[i0:i1, j0:j1], src[j0:j1, i0:i1].T,
+                         out=tmp[: i1 - i0, : j1 - j0])
             np.multiply(tot, 0.5, out=S[i0:i1, j0:j1])
-            if j0 != i0:  # the transposed read is of the cached tile
+            if j0 != i0:
                 np.multiply(tot.T, 0.5, out=S[j0:j1, i0:i1])
-
-
-def _symmetrize_(S, step):
-    """S <- (S + S^T) / 2 in place, one pair of square blocks at a time."""
-    k = S.shape[0]
-    for i0 in range(0, k, step):
-        i1 = min(k, i0 + step)
-        for j0 in range(i0, k, step):
-            j1 = min(k, j0 + step)
-            avg = (S[i0:i1, j0:j1] + S[j0:j1, i0:i1].T) * 0.5
-            S[i0:i1, j0:j1] = avg
-            S[j0:j1, i0:i1] = avg.T
 
 
 def _segment_reduce(values, segments, n_segments, *, dim, reduce):
