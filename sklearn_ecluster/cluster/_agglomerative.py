@@ -120,6 +120,21 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         Stop at the first pair whose criterion is ``>= distance_threshold``.
     max_steps : int, default=None
         Stop after this many steps (merges in the exact mode).
+    connectivity : sparse matrix, array-like, callable or int, default=None
+        The graph mode: only clusters joined by an edge of this candidate
+        graph may merge (scikit-learn's meaning): an ``(n_samples,
+        n_samples)`` matrix whose non-zero entries are the sample edges
+        (symmetrised), a callable ``connectivity(X)`` returning one, or an
+        int k for the exact k-nearest-neighbour graph of X
+        (:func:`knn_graph`; build it once with :func:`knn_graph` to reuse it
+        across fits, or with ``backend="faiss"`` at large N). The criterion
+        of every candidate pair stays exact (cross sums over all the sample
+        pairs of the two clusters, computed from the features in blocks), and
+        no ``n_samples x n_samples`` object exists: memory O(E + n d) for E
+        edges. Every linkage, regulariser, schedule and the exact mode work;
+        see the :doc:`graph mode guide </user_guide/graph_mode>`. With
+        several connected components, merging stops when no edge is left
+        (a ``UserWarning`` when that is above ``n_clusters``).
     device : str or torch.device, default="auto"
         ``"auto"`` follows a tensor input, else CUDA when available, else CPU.
     working_memory : float, default=None
@@ -158,13 +173,17 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         (two samples, or a single initial cluster).
     metric_ : str
         The sample metric used.
-    engine_ : {"batched", "exact_reducible", "exact_mst", "exact_cached"}
+    engine_ : {"batched", "exact_reducible", "exact_mst", "exact_cached", \
+"graph_batched", "graph_reducible", "graph_greedy"}
         The engine that built ``children_``: batched steps (``merge_percent``
         set), rounds of reciprocal nearest neighbours (exact mode of a
         reducible criterion: average, or weighted energy, without
         regulariser), a minimum spanning tree (single linkage without
         regulariser; the rounds when tree weights tie), or the
-        nearest-neighbour cache (exact mode otherwise).
+        nearest-neighbour cache (exact mode otherwise); with
+        ``connectivity``, the graph engines of those modes (batched steps,
+        reciprocal-nearest-neighbour rounds for the reducible criteria, one
+        merge at a time for the others).
     criterion_ : dict
         ``linkage``, ``regularizer``, ``lam`` and ``weighted`` of the
         hierarchy in ``children_``: the parameters, except after an automatic
@@ -231,6 +250,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         merge_schedule="constant",
         distance_threshold=None,
         max_steps=None,
+        connectivity=None,
         device="auto",
         working_memory=None,
         verbose=0,
@@ -245,6 +265,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         self.merge_schedule = merge_schedule
         self.distance_threshold = distance_threshold
         self.max_steps = max_steps
+        self.connectivity = connectivity
         self.device = device
         self.working_memory = working_memory
         self.verbose = verbose
@@ -290,6 +311,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
             distance_threshold=self.distance_threshold,
             max_steps=self.max_steps,
             init_labels=init_labels,
+            connectivity=self.connectivity,
             device=self.device_,
             working_memory=self.working_memory,
             verbose=self.verbose,

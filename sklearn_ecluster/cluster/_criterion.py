@@ -121,6 +121,17 @@ class Criterion:
             out=out,
         )
 
+    def pairs(self, s, u, v, stats):
+        """Criterion values of the cluster pairs ``(u[e], v[e])`` (graph edges).
+
+        The formula of :meth:`block` elementwise, ``u`` as the rows: an edge
+        and the same pair of the dense upper triangle get the same value.
+        """
+        return criterion_block(
+            s, u, v, stats, linkage=self.linkage, regularizer=self.regularizer,
+            lam=float(self.lam), weighted=bool(self.weighted), paired=True,
+        )
+
 
 @dataclass
 class ClusterStats:
@@ -204,7 +215,7 @@ def _separable_reg(stats, regularizer):
 
 def criterion_block(
     s_block, rows, cols, stats, *, linkage, regularizer, lam, weighted,
-    symmetric=False, penalty=None, out=None,
+    symmetric=False, penalty=None, out=None, paired=False,
 ):
     """Criterion values D for the cluster pairs ``rows`` x ``cols``.
 
@@ -226,11 +237,28 @@ def criterion_block(
         Added to both sides of every pair: +inf masks dead slots.
     out : Tensor, default=None
         Buffer of the block's shape to write into.
+    paired : bool, default=False
+        ``rows`` and ``cols`` are two slot vectors of one length and
+        ``s_block`` the values of the pairs ``(rows[e], cols[e])`` (the edges
+        of the graph mode): the same formula, elementwise instead of outer.
 
     Returns
     -------
-    D : Tensor (len(rows), len(cols)), in the dtype of ``s_block``.
+    D : Tensor (len(rows), len(cols)), or (len(rows),) when ``paired``, in the
+        dtype of ``s_block``.
     """
+    if paired:
+        def R(t):
+            return t
+
+        C = R
+    else:
+        def R(t):
+            return t.unsqueeze(1)
+
+        def C(t):
+            return t.unsqueeze(0)
+
     dtype = s_block.dtype
     n = stats.sizes.to(dtype)
     n_r, n_c = n[rows], n[cols]
@@ -257,32 +285,35 @@ def criterion_block(
     else:
         half = 0.5 if linkage == "energy" else 1.0
         # n m (or n m / 2) is symmetric in (a, b): so is the quotient
-        torch.mul(n_r.unsqueeze(1), (n_c * half).unsqueeze(0), out=out)
+        torch.mul(R(n_r), C(n_c * half), out=out)
         torch.div(s_block, out, out=out)
     if beta is not None:
         if symmetric:
-            out.add_(beta[rows].unsqueeze(1) + beta[cols].unsqueeze(0))
+            out.add_(R(beta[rows]) + C(beta[cols]))
         else:
             # Eq. 6's order: (between - within_A) - within_B, A the row
-            out.add_(beta[rows].unsqueeze(1)).add_(beta[cols].unsqueeze(0))
+            out.add_(R(beta[rows])).add_(C(beta[cols]))
 
     if weighted:
         # n m / (n + m) written as 1 / (1/n + 1/m): symmetric and overflow-free
-        h = torch.reciprocal(1.0 / n_r.unsqueeze(1) + 1.0 / n_c.unsqueeze(0))
+        h = torch.reciprocal(1.0 / R(n_r) + 1.0 / C(n_c))
         out.mul_(h)
         reg = _separable_reg(stats, regularizer)
         if reg is not None and lam != 0.0:
             reg_part = (lam * reg).to(dtype)
-            out.add_(reg_part[rows].unsqueeze(1) + reg_part[cols].unsqueeze(0))
+            out.add_(R(reg_part[rows]) + C(reg_part[cols]))
 
     if regularizer == "ssd_merged" and lam != 0.0:
         mu = stats.means
         ssd = stats.ssd.to(dtype)
         mu_r, mu_c = mu[rows], mu[cols]
-        cd = torch.addmm(
-            (mu_c * mu_c).sum(1).unsqueeze(0), mu_r, mu_c.T, alpha=-2.0
-        ).add_((mu_r * mu_r).sum(1).unsqueeze(1)).clamp_(min=0.0).to(dtype)
-        cd.mul_(torch.reciprocal(1.0 / n_r.unsqueeze(1) + 1.0 / n_c.unsqueeze(0)))
-        cd.add_(ssd[rows].unsqueeze(1) + ssd[cols].unsqueeze(0))
+        if paired:
+            cd = (mu_r - mu_c).square_().sum(1).to(dtype)
+        else:
+            cd = torch.addmm(
+                (mu_c * mu_c).sum(1).unsqueeze(0), mu_r, mu_c.T, alpha=-2.0
+            ).add_((mu_r * mu_r).sum(1).unsqueeze(1)).clamp_(min=0.0).to(dtype)
+        cd.mul_(torch.reciprocal(1.0 / R(n_r) + 1.0 / C(n_c)))
+        cd.add_(R(ssd[rows]) + C(ssd[cols]))
         out.add_(cd, alpha=lam)
     return out

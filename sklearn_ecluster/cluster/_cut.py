@@ -54,7 +54,7 @@ def silhouette_scores(X, labelings, metric, working_memory=None):
 
 
 def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refine=16,
-               working_memory=None):
+               working_memory=None, sample_size=None):
     """Number of merges whose cut maximises the silhouette.
 
     A search, not a global maximum over all cuts: the silhouette of ``n_grid``
@@ -67,7 +67,17 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
     is the conservative choice for re-identification pseudo labels).
     ``score`` is None when no cut can be scored (no cut with
     2 <= K <= n_samples - 1, e.g. two samples): then all merges are kept.
+
+    ``sample_size``: score the silhouette of a fixed random subsample of
+    that many samples (seed 0), among themselves, as
+    :func:`sklearn.metrics.silhouette_score` does with ``sample_size``: O(s^2)
+    instead of O(N^2) distances (the graph mode at large N).
     """
+    sub = None
+    if sample_size is not None and sample_size < X.shape[0]:
+        rng = np.random.default_rng(0)
+        sub = np.sort(rng.choice(X.shape[0], size=sample_size, replace=False))
+        X_sub = X[torch.as_tensor(sub, device=X.device)]
     n = X.shape[0]
     n_merges = len(children)
     k_start = n_leaves
@@ -84,7 +94,12 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
         cuts = {k_start - k: k for k in ks}
         labelings = labels_at_cuts(children, leaf_labels, n_leaves, cuts)
         qs = sorted(labelings)
-        vals = silhouette_scores(X, [labelings[q] for q in qs], metric, working_memory)
+        if sub is None:
+            vals = silhouette_scores(X, [labelings[q] for q in qs], metric,
+                                     working_memory)
+        else:  # the subsample's clusters, renumbered 0..k-1
+            labs = [np.unique(labelings[q][sub], return_inverse=True)[1] for q in qs]
+            vals = silhouette_scores(X_sub, labs, metric, working_memory)
         for q, v in zip(qs, vals, strict=False):
             scores[cuts[q]] = v
 

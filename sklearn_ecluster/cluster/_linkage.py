@@ -11,13 +11,18 @@ One engine per mode, each in its own module, all writing to one
 - ``"exact_mst"`` (:mod:`._engine_mst`): single linkage from a minimum
   spanning tree (the reducible engine when tree weights tie);
 - ``"exact_cached"`` (:mod:`._engine_exact`): the exact greedy tree of any
-  criterion with a nearest-neighbour cache.
+  criterion with a nearest-neighbour cache;
+- the graph mode (``connectivity`` given; :mod:`._graph_state`): the same three
+  modes on the edges of a candidate graph, with no N x N object:
+  ``"graph_batched"`` (:mod:`._engine_graph_batched`), ``"graph_reducible"``
+  and ``"graph_greedy"`` (:mod:`._engine_graph_exact`).
 
 The automatic choice of the number of clusters is separate (:mod:`._cut`), as
 in scikit-learn's ``_TREE_BUILDERS`` / ``_hc_cut`` split.
 """
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -27,13 +32,18 @@ from sklearn import get_config
 
 from ..utils import get_device, to_tensor
 from ..utils._sklearn import Interval, StrOptions, validate_params
+from ._connectivity import resolve_connectivity
 from ._criterion import LINKAGES, REGULARIZERS, Criterion
 from ._cut import choose_cut
 from ._engine_batched import build_batched
 from ._engine_exact import build_exact_cached
+from ._engine_graph_batched import build_graph_batched
+from ._engine_graph_exact import build_graph_greedy, build_graph_rounds
 from ._engine_mst import build_exact_mst
 from ._engine_reducible import build_exact_reducible
+from ._graph_state import GraphState
 from ._recorder import MergeRecorder
+from ._sample_distances import TensorSampleDistances
 from ._state import ClusterState
 from ._tree import labels_at_cuts, relabel_by_first_occurrence
 
@@ -43,7 +53,22 @@ ENGINES = {
     "exact_reducible": build_exact_reducible,
     "exact_mst": build_exact_mst,
     "exact_cached": build_exact_cached,
+    "graph_batched": build_graph_batched,
+    "graph_reducible": build_graph_rounds,
+    "graph_greedy": build_graph_greedy,
 }
+
+#: the graph engine of each dense engine (the same mode, on the edges)
+GRAPH_ENGINES = {
+    "batched": "graph_batched",
+    "exact_reducible": "graph_reducible",
+    "exact_mst": "graph_reducible",
+    "exact_cached": "graph_greedy",
+}
+
+#: above this many samples the graph mode's automatic cut scores the
+#: silhouette on a fixed random subsample of this size (O(s^2), not O(N^2))
+SILHOUETTE_SAMPLE = 20_000
 
 #: the hierarchy built and cut when no stopping rule is given and the fitted
 #: criterion is not an exact reducible one: the weighted energy distance
@@ -67,13 +92,16 @@ class StopRule:
         return q if self.max_steps is None else min(q, self.max_steps)
 
 
-def select_engine(merge_percent, criterion):
-    """The engine of a mode: batched, else exact (MST, reducible or cached)."""
+def select_engine(merge_percent, criterion, graph=False):
+    """The engine of a mode: batched, else exact (MST, reducible or cached);
+    with ``graph``, the graph engine of that mode."""
     if merge_percent is not None:
-        return "batched"
-    if criterion.reducible and criterion.linkage == "single":
-        return "exact_mst"
-    return "exact_reducible" if criterion.reducible else "exact_cached"
+        engine = "batched"
+    elif criterion.reducible and criterion.linkage == "single":
+        engine = "exact_mst"
+    else:
+        engine = "exact_reducible" if criterion.reducible else "exact_cached"
+    return GRAPH_ENGINES[engine] if graph else engine
 
 
 PARAMETER_CONSTRAINTS = {
@@ -90,6 +118,7 @@ PARAMETER_CONSTRAINTS = {
     "device": [str, torch.device],
     "working_memory": [Interval(Real, 0, None, closed="neither"), None],
     "verbose": ["verbose"],
+    "connectivity": ["array-like", "sparse matrix", callable, Integral, None],
 }
 
 
@@ -206,6 +235,7 @@ def energy_linkage_tree(
     distance_threshold=None,
     max_steps=None,
     init_labels=None,
+    connectivity=None,
     device="auto",
     working_memory=None,
     verbose=0,
@@ -268,26 +298,41 @@ def energy_linkage_tree(
                     distance_threshold=distance_threshold)
     t_start = time.perf_counter()
     leaf_t = torch.as_tensor(leaf_labels, device=dev)
-    engine = select_engine(merge_percent, criterion)
-    if auto_cut and engine not in ("exact_reducible", "exact_mst"):
+    graph = connectivity is not None
+    engine = select_engine(merge_percent, criterion, graph)
+    if auto_cut and engine not in ("exact_reducible", "exact_mst", "graph_reducible"):
         # no stopping rule: the hierarchy cut is the standalone one (see
         # :data:`CUT_CRITERION`); batched and non-reducible hierarchies chain or
         # fragment when run to the end, and their cuts are poor (SPEC 6b)
-        criterion, engine = CUT_CRITERION, "exact_reducible"
+        criterion = CUT_CRITERION
+        engine = select_engine(None, criterion, graph)
         if metric == "sqeuclidean":
             metric = "euclidean"
-    _check_precomputed(Xt, metric, criterion)
-    children, distances, recorder = _build(
-        Xt, leaf_t, k0, criterion, engine, stop, metric=metric,
-        working_memory=working_memory, singletons=init_labels is None, verbose=verbose,
-        schedule=dict(merge_percent=merge_percent, merge_schedule=merge_schedule,
-                      n_samples=n),
-    )
+    _check_precomputed(Xt, metric, criterion, graph)
+    schedule = dict(merge_percent=merge_percent, merge_schedule=merge_schedule,
+                    n_samples=n)
+    if graph:
+        edges = resolve_connectivity(connectivity, X if not isinstance(X, torch.Tensor)
+                                     else Xt, n, metric=metric, device=dev,
+                                     working_memory=working_memory)
+        source = TensorSampleDistances(Xt, metric, working_memory)
+        children, distances, recorder = _build_graph(
+            source, edges, leaf_labels, k0, criterion, engine, stop, verbose=verbose,
+            schedule=schedule, warn_components=n_clusters is not None,
+        )
+    else:
+        children, distances, recorder = _build(
+            Xt, leaf_t, k0, criterion, engine, stop, metric=metric,
+            working_memory=working_memory, singletons=init_labels is None,
+            verbose=verbose, schedule=schedule,
+        )
     cut_score = None
     q = len(children)
     if auto_cut and len(children) > 0:
-        q, cut_score = choose_cut(Xt, children, leaf_labels, k0, metric,
-                                  working_memory=working_memory)
+        q, cut_score = choose_cut(
+            Xt, children, leaf_labels, k0, metric, working_memory=working_memory,
+            sample_size=SILHOUETTE_SAMPLE if graph and n > SILHOUETTE_SAMPLE else None,
+        )
     labels = labels_at_cuts(children, leaf_labels, k0, [q])[q]
     if verbose:
         print(
@@ -319,9 +364,38 @@ def _build(X, leaf_t, k0, criterion, engine, stop, *, metric, working_memory, si
     return children, distances, recorder
 
 
-def _check_precomputed(X, metric, criterion):
+def _build_graph(source, edges, leaf_labels, k0, criterion, engine, stop, *, verbose,
+                 schedule, warn_components=True):
+    """Run one graph engine; returns ``(children, distances, recorder)``.
+
+    Warns when the graph runs out of edges before the stopping rule (its
+    connected components cannot merge).
+    """
+    state = GraphState.from_graph(source, edges, leaf_labels, k0, criterion)
+    recorder = MergeRecorder(k0, verbose, total=k0 - stop.target)
+    kwargs = schedule if engine == "graph_batched" else {}
+    ENGINES[engine](state, recorder, stop, **kwargs)
+    if warn_components and state.n_edges == 0 and state.k > stop.target:
+        warnings.warn(
+            f"The connectivity graph has {state.k} connected components (between the "
+            f"initial clusters): merging stopped at {state.k} clusters, above the "
+            f"{stop.target} asked for. Use more neighbours or a connected graph.",
+            UserWarning, stacklevel=4,
+        )
+    del state
+    children, distances = recorder.close()
+    return children, distances, recorder
+
+
+def _check_precomputed(X, metric, criterion, graph=False):
     if metric != "precomputed":
         return
+    if graph:
+        raise ValueError(
+            "metric='precomputed' cannot be used with connectivity: the graph mode "
+            "computes the distances it needs from the features (no N x N matrix); "
+            "pass the features."
+        )
     if X.shape[0] != X.shape[1]:
         raise ValueError(
             f"metric='precomputed' needs a square distance matrix, got X of shape "
