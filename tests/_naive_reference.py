@@ -212,8 +212,12 @@ def naive_agglomerate(
     max_steps=None,
     init_labels=None,
     vectorized=False,
+    adjacency=None,
 ):
     """The schedule of SPEC 6, naively. Returns a dict of NumPy results.
+
+    ``adjacency``: a dense boolean (n, n) sample graph (the graph mode): only
+    clusters with a sample edge between them are candidate pairs.
 
     ``vectorized=False`` evaluates every pair with :func:`pair_criterion`
     (N <= 40); ``vectorized=True`` with :func:`criterion_matrix` (N of a few
@@ -250,6 +254,13 @@ def naive_agglomerate(
         if vectorized:
             Dk = criterion_matrix(X, Dm, Dsq, clusters, **crit)
             ii, jj = np.triu_indices(k, 1)
+            if adjacency is not None:
+                P = np.zeros((k, n), dtype=np.int64)
+                for c, members in enumerate(clusters):
+                    P[c, members] = 1
+                linked = (P @ np.asarray(adjacency, dtype=np.int64) @ P.T) > 0
+                ok = linked[ii, jj]
+                ii, jj = ii[ok], jj[ok]
             vals = Dk[ii, jj]
             order = np.lexsort((jj, ii, vals))
             pairs = zip(vals[order].tolist(), ii[order].tolist(), jj[order].tolist())
@@ -258,6 +269,9 @@ def naive_agglomerate(
             pairs = []
             for i in range(k):
                 for j in range(i + 1, k):
+                    if adjacency is not None and not np.asarray(adjacency)[
+                            np.ix_(clusters[i], clusters[j])].any():
+                        continue
                     d = pair_criterion(X, Dm, Dsq, summaries[i], summaries[j], **crit)
                     pairs.append((d, i, j))
             pairs.sort()
