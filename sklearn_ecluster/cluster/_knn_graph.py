@@ -140,9 +140,10 @@ def _faiss_nearest(X, m, metric, n_lists, n_probe, random_state, working_memory)
         quantizer = faiss.IndexFlatL2(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, n_lists)
         index.cp.seed = int(rng.randint(np.iinfo(np.int32).max))
-        # faiss's k-means uses at most 256 points per list anyway; drawing
-        # them here makes the training set follow random_state
-        n_train = min(n, 256 * n_lists)
+        # 64 points per list: above faiss's minimum advice (39), a quarter of
+        # its cap (256), as k-means costs n_train * n_lists * d per iteration;
+        # drawing them here makes the training set follow random_state
+        n_train = min(n, 64 * n_lists)
         sub = np.sort(rng.choice(n, n_train, replace=False))
         index.train(Xf[sub])
         index.nprobe = n_probe
@@ -267,7 +268,7 @@ def knn_graph(X, n_neighbors=10, *, backend="torch", metric="euclidean",
     n_lists : int, default=None
         faiss only: ``None`` for the exact search; else the number of
         inverted lists of an ``IndexIVFFlat`` (k-means cells trained on a
-        random subsample of at most ``256 * n_lists`` samples). About
+        random subsample of at most ``64 * n_lists`` samples). About
         ``4 * sqrt(n_samples)`` to ``16 * sqrt(n_samples)`` is faiss's usual
         advice.
     n_probe : int, default=None
