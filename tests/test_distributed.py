@@ -346,3 +346,16 @@ def test_a_killed_rank_fails_the_job_with_a_message_instead_of_a_hang(tiny_datas
     assert TIMEOUT_ENV in err and "Traceback" not in err
     assert seconds < 90
     assert not (tmp_path / "run" / "history.json").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_train_command_on_two_gpus(tiny_dataset, tmp_path):
+    """NCCL for CUDA tensors, gloo for the rest, each rank on cuda:LOCAL_RANK."""
+    out = tmp_path / "run"
+    argv = [a if a != "cpu" else "cuda" for a in TRAIN]
+    done = _torchrun("-m", "sklearn_ecluster", "train", str(tiny_dataset), "--method",
+                     "ecluster", "--output-dir", str(out), *argv)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    assert [h["world_size"] for h in history] == [2] * len(history)
