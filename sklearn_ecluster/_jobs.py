@@ -13,7 +13,8 @@ import numpy as np
 PARTS = ("train", "query", "gallery")
 HISTORY_COLUMNS = ("round", "n_clusters", "loss", "rank1", "rank5", "rank10", "mAP", "mINP",
                    "label_precision", "label_recall", "label_nmi", "label_ari",
-                   "train_seconds", "extract_seconds", "cluster_seconds", "seconds")
+                   "train_seconds", "extract_seconds", "cluster_seconds", "seconds",
+                   "world_size")
 
 
 def _loaders():
@@ -127,7 +128,7 @@ def train(loop, dataset, out_dir=None, *, diagnostics=True):
     The train person ids are passed only for the pseudo-label diagnostics
     (``diagnostics=False`` leaves them out). With ``out_dir``, writes the
     history files, the selected round's pseudo labels (``labels.npy``) and
-    weights (``weights.pt``).
+    weights (``weights.pt``); under ``torchrun``, rank 0 alone writes them.
     """
     y = dataset.train.pids if diagnostics else None
     has_eval = len(dataset.query.paths) > 0 and len(dataset.gallery.paths) > 0
@@ -136,12 +137,23 @@ def train(loop, dataset, out_dir=None, *, diagnostics=True):
               if loop.get_params(deep=False).get("camera_aware") else {})
     loop.fit(dataset.train.paths, y, eval_set=dataset if has_eval else None, **camids)
     if out_dir is not None:
-        out = Path(out_dir)
-        write_history(loop.history_, out, title=getattr(dataset, "name", None))
-        np.save(out / "labels.npy", loop.labels_)
-        if hasattr(loop.feature_extractor_, "save_weights"):
-            loop.feature_extractor_.save_weights(out / "weights.pt")
+        from .utils import get_world
+
+        world = get_world() if getattr(loop, "world_size_", 1) > 1 else None
+        if world is None:
+            _write_run(loop, out_dir, dataset)
+        else:  # rank 0 writes; the others wait, and share its errors
+            world.on_main(_write_run, loop, out_dir, dataset)
     return loop
+
+
+def _write_run(loop, out_dir, dataset):
+    """The history files, the selected labels and weights of a fitted loop."""
+    out = Path(out_dir)
+    write_history(loop.history_, out, title=getattr(dataset, "name", None))
+    np.save(out / "labels.npy", loop.labels_)
+    if hasattr(loop.feature_extractor_, "save_weights"):
+        loop.feature_extractor_.save_weights(out / "weights.pt")
 
 
 def extract(extractor, dataset, parts=PARTS):

@@ -30,9 +30,17 @@ status 2 and one message on stderr, without a traceback. ``train`` and
 ``extract`` check every image before any work; ``--on-corrupt skip`` and
 ``--on-mismatch skip`` leave out, with a warning, the images that cannot be
 read or whose names do not parse.
+
+``train`` and ``extract`` also run data-parallel on several GPUs or machines
+when launched by ``torchrun`` (``torchrun --nproc_per_node G -m sklearn_ecluster
+train ...``): the ranks join one process group, rank 0 alone prints and writes
+files, and a rank that fails or waits past the timeout
+(``SKLEARN_ECLUSTER_DIST_TIMEOUT`` seconds) ends the job with exit status 1
+and one message instead of a hang. The other subcommands run in one process.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -49,6 +57,7 @@ __all__ = ["build_parser", "format_table", "main"]
 _FLAG_SPELLINGS = {"on_corrupt='skip'": "--on-corrupt skip",
                    "on_mismatch='skip'": "--on-mismatch skip"}
 _MAX_LISTED = 10  # bad image files named in one error message
+_DATA_PARALLEL_COMMANDS = ("train", "extract")  # the ones that run under torchrun
 
 
 # ------------------------------------------------------------------ helpers
@@ -312,7 +321,10 @@ def _cmd_extract(args):
     path = Path(args.output)
     _writable_dir(path.parent, "the folder of --output")
     out = extract(_extractor(args, flip=args.flip), dataset, parts=args.parts)
-    np.savez(path, **out)
+    from .utils import get_world
+
+    if get_world().is_main:  # under torchrun every rank holds the features
+        np.savez(path, **out)
     summary = {k[:-len("_features")]: list(v.shape) for k, v in out.items()
                if k.endswith("_features")}
     print(json.dumps({"output": str(path), "features": summary}))
@@ -565,23 +577,51 @@ def main(argv=None):
     without a traceback; warnings are printed as one message each.
     """
     from .datasets._image_files import CorruptImageError
+    from .utils._distributed import (
+        close_distributed,
+        failure_message,
+        init_distributed,
+        is_distributed_failure,
+        launched_by_torchrun,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"sklearn-ecluster {args.command}"
+    parallel = launched_by_torchrun()
+    if parallel and args.command not in _DATA_PARALLEL_COMMANDS:
+        print(f"{prog}: error: runs in a single process; launch it with python, not "
+              f"torchrun (under torchrun: {', '.join(_DATA_PARALLEL_COMMANDS)})",
+              file=sys.stderr)
+        return 2
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {_flag_spelling(str(message))}", file=sys.stderr)
 
+    world = None
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
-            return args.func(args)
+            if parallel:
+                world = init_distributed(device=args.device)
+            with contextlib.ExitStack() as stack:
+                if world is not None and not world.is_main:  # rank 0 prints
+                    sink = stack.enter_context(open(os.devnull, "w"))
+                    stack.enter_context(contextlib.redirect_stdout(sink))
+                return args.func(args)
         except CorruptImageError as exc:
             print(f"{prog}: error: {_corrupt_message(exc)}", file=sys.stderr)
         except (ValueError, TypeError, OSError, MemoryError, ImportError) as exc:
             # OSError: files that cannot be read or written (the message names them)
             print(f"{prog}: error: {_flag_spelling(str(exc))}", file=sys.stderr)
+        except RuntimeError as exc:
+            if world is None or not is_distributed_failure(exc):
+                raise
+            print(f"{prog}: error: {failure_message(exc, world)}", file=sys.stderr)
+            return 1
+        finally:
+            if world is not None:
+                close_distributed()
     return 2
 
 

@@ -1,5 +1,6 @@
 """The estimator: :class:`ReIDFeatureExtractor` validates, builds, trains, extracts."""
 
+import contextlib
 import copy
 import logging
 import os
@@ -11,10 +12,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..datasets import build_transforms
 from ..utils import get_device
 from ..utils._determinism import deterministic_algorithms
+from ..utils._distributed import SINGLE, get_world
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ..utils._validation import check_int_pair, check_label_vector
 from ._cluster_memory import LOSSES, init_cluster_memory
@@ -23,6 +26,7 @@ from ._memory_loss import MEMORY_INITS, init_memory
 from ._network import OUTPUTS, build_network, load_into
 from ._samplers import PKBatchSampler
 from ._stages import freeze
+from ._sync_batchnorm import synchronized_batchnorm
 from ._training import (
     OPTIMIZERS,
     local_torch_rng,
@@ -65,6 +69,13 @@ def _drop_outliers(data, y, n, camids):
     else:
         data = [data[i] for i in index]
     return data, y[keep], None if camids is None else camids[keep]
+
+
+def _rank_device(device, world):
+    """Data-parallel on CUDA: this rank's own GPU (``cuda:LOCAL_RANK``, the current one)."""
+    if world.size > 1 and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
@@ -201,6 +212,24 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         crop and flip; :func:`~sklearn_ecluster.datasets.build_transforms`).
         0 keeps BUC's augmentation (SPEC 7); the contrastive recipes use 0.5
         (SPEC 11).
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training and extraction over the ranks of a
+        ``torch.distributed`` process group (launched by ``torchrun``, see the
+        :doc:`multi-GPU guide </user_guide/multi_gpu>`). ``"auto"``: when a
+        process group with more than one rank is initialised; True: always
+        (a ValueError without a process group); False: never (each process
+        works alone). Data-parallel, :meth:`fit` and :meth:`transform` are
+        collective: every rank calls them with the same arguments. Each rank
+        trains on its slice of every global batch of ``train_batch_size``
+        images (DistributedDataParallel) and extracts a contiguous part of
+        the images, gathered in order on every rank. A single process is
+        unaffected.
+    sync_bn : bool, default=True
+        Data-parallel only: BatchNorm layers in train mode normalise with the
+        statistics of the global batch (synchronised BatchNorm), so that a
+        step equals the single-process step on the same global batch; False
+        keeps each rank's own batch statistics (faster; the running
+        statistics are then rank 0's).
 
     Attributes
     ----------
@@ -218,6 +247,9 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         The distinct labels of the last :meth:`fit` with labels; label
         ``classes_[k]`` is row ``k`` of the memory.
+    world_size_ : int
+        Processes that ran the last :meth:`fit` together (1 in a single
+        process; the ``torch.distributed`` world size when data-parallel).
 
     See Also
     --------
@@ -309,6 +341,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "frozen_stages": [Interval(Integral, 0, None, closed="left"), str, None],
         "random_erasing": [Interval(Real, 0, 1, closed="both")],
+        "distributed": [StrOptions({"auto"}), "boolean"],
+        "sync_bn": ["boolean"],
     }
 
     def __init__(
@@ -347,6 +381,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         optimizer="sgd",
         frozen_stages=None,
         random_erasing=0.0,
+        distributed="auto",
+        sync_bn=True,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -381,6 +417,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self.optimizer = optimizer
         self.frozen_stages = frozen_stages
         self.random_erasing = random_erasing
+        self.distributed = distributed
+        self.sync_bn = sync_bn
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -417,8 +455,10 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
                 f"train_batch_size={self.train_batch_size} must be a multiple of "
                 f"num_instances={self.num_instances} with sampler='pk' (P x K batches)."
             )
-        device = get_device(self.device, X)
-        order_seed, rng_seed = make_seeds(self.random_state)
+        world = get_world(self.distributed)
+        device = _rank_device(get_device(self.device, X), world)
+        # one data order for all ranks: rank 0's seeds (None draws OS entropy)
+        order_seed, rng_seed = world.broadcast(make_seeds(self.random_state))
         with deterministic_algorithms(self.deterministic), local_torch_rng(rng_seed, device):
             if not (self.warm_start and hasattr(self, "model_")):
                 self.model_ = self._build_network(image_size)
@@ -426,6 +466,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             self.model_.to(device).eval()
             self.device_ = device
             self.n_features_out_ = self.model_.out_features(self.output)
+            self.world_size_ = world.size
             history = []
             if labels is None:
                 if hasattr(self, "classes_"):
@@ -433,7 +474,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             else:
                 self.classes_, codes = labels
                 if self.epochs > 0:
-                    history = self._train(data, codes, image_size, order_seed, camids)
+                    history = self._train(data, codes, image_size, order_seed, camids,
+                                          world=world, rng_seed=rng_seed)
         self.loss_history_ = history
         self.n_iter_ = len(history)
         return self
@@ -449,13 +491,14 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             logger.info("ReIDFeatureExtractor: loaded weights %s", self.weights)
         return network
 
-    def _train(self, data, codes, image_size, order_seed, camids=None):
+    def _train(self, data, codes, image_size, order_seed, camids=None, *, world,
+               rng_seed):
         device = self.device_
         n_classes = int(codes.max()) + 1
         labels = torch.from_numpy(codes).to(device)
         if self.memory_init == "mean":
             features = self._extract(data, image_size, output="embedding",
-                                     normalize=False, flip=False)
+                                     normalize=False, flip=False, world=world)
             init = init_cluster_memory if self.loss == "cluster_contrast" else init_memory
             memory = init(torch.from_numpy(features).to(device), labels, n_classes)
         else:
@@ -470,18 +513,40 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             data, codes, build_transforms(image_size, train=True,
                                           erasing_prob=self.random_erasing),
             batch_size=self.train_batch_size, generator=generator, device=device,
-            num_workers=self.num_workers, batch_sampler=batch_sampler,
+            num_workers=self.num_workers, batch_sampler=batch_sampler, world=world,
         )
         optimizer = make_optimizer(self.model_, lr=self.lr,
                                    backbone_lr_mult=self.backbone_lr_mult,
                                    momentum=self.momentum, weight_decay=self.weight_decay,
                                    kind=self.optimizer)
-        return train_epochs(
-            self.model_, loader, memory, optimizer, epochs=self.epochs, lr=self.lr,
-            lr_step=self.lr_step, temperature=self.temperature,
-            memory_momentum=self.memory_momentum, device=device, amp=self.amp,
-            verbose=self.verbose, loss=self.loss,
-        )
+        if world.size == 1:
+            return train_epochs(
+                self.model_, loader, memory, optimizer, epochs=self.epochs, lr=self.lr,
+                lr_step=self.lr_step, temperature=self.temperature,
+                memory_momentum=self.memory_momentum, device=device, amp=self.amp,
+                verbose=self.verbose, loss=self.loss,
+            )
+        if world.rank > 0:
+            # augmentation and dropout: each rank its own stream (rank 0 keeps the
+            # single-process one); the initial weights were drawn alike on all ranks
+            seed = int(np.random.SeedSequence([rng_seed, world.rank]).generate_state(1)[0])
+            torch.default_generator.manual_seed(seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed(seed)
+        bn = synchronized_batchnorm(self.model_, world, device) if self.sync_bn else \
+            contextlib.nullcontext(self.model_)
+        with bn as network:
+            ids = [device.index] if device.type == "cuda" else None
+            parallel = DistributedDataParallel(network, device_ids=ids)
+            try:
+                return train_epochs(
+                    parallel, loader, memory, optimizer, epochs=self.epochs, lr=self.lr,
+                    lr_step=self.lr_step, temperature=self.temperature,
+                    memory_momentum=self.memory_momentum, device=device, amp=self.amp,
+                    verbose=self.verbose, loss=self.loss, world=world,
+                )
+            finally:
+                del parallel  # its hooks and buckets; the module itself is kept
 
     # ------------------------------------------------------------ transform
     def transform(self, X):
@@ -502,19 +567,28 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         image_size = check_int_pair(self.image_size, "image_size")
         data = check_images(X)
+        world = get_world(self.distributed)
         with deterministic_algorithms(self.deterministic):
             return self._extract(data, image_size, output=self.output,
-                                 normalize=self.normalize, flip=self.flip)
+                                 normalize=self.normalize, flip=self.flip, world=world)
 
-    def _extract(self, data, image_size, *, output, normalize, flip):
+    def _extract(self, data, image_size, *, output, normalize, flip, world):
+        """Features of ``data``; data-parallel, each rank's contiguous part, gathered."""
         model, device = self.model_, self.device_
+        if world.size > 1:
+            start, stop = world.shard(n_images(data))
+            part = self._extract(data[start:stop], image_size, output=output,
+                                 normalize=normalize, flip=flip, world=SINGLE)
+            gathered = world.gather_rows(torch.from_numpy(part).to(device))
+            return gathered.cpu().numpy()
         use_amp = self.amp and device.type == "cuda"
         n = n_images(data)
         out = np.empty((n, model.out_features(output)), dtype=np.float32)
         batches = eval_batches(data, build_transforms(image_size), image_size,
                                batch_size=self.batch_size, device=device,
                                num_workers=self.num_workers)
-        bar = progress_bar(self.verbose, -(-n // self.batch_size), "features")
+        bar = progress_bar(self.verbose, -(-n // self.batch_size), "features",
+                           get_world(self.distributed))
         was_training = model.training
         model.eval()
         start = 0
@@ -607,7 +681,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
                 self.model_ = self._build_network(image_size).to(device).eval()
             self.device_ = device
             self.n_features_out_ = self.model_.out_features(self.output)
-            self.loss_history_, self.n_iter_ = [], 0
+            self.loss_history_, self.n_iter_, self.world_size_ = [], 0, 1
         load_into(self.model_, state, strict=strict, source=f"weights file {path}")
         return self
 

@@ -16,17 +16,20 @@ its ``ToTensor`` and ``Normalize`` steps and keep the others (resizing, and for
 training the random crop and flip).
 """
 
+import functools
 import os
+import random
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 from ..datasets import ReIDImageDataset, read_image
 from ..datasets._image_files import to_rgb
+from ..utils._distributed import SINGLE, ShardedBatchSampler
 
 _EXPECTED = (
     "expected an image path (str or os.PathLike), a PIL image, a uint8 array of "
@@ -189,8 +192,15 @@ def eval_batches(data, transform, image_size, *, batch_size, device, num_workers
         yield x.to(device, non_blocking=True)
 
 
+def _offset_worker_seed(rank, worker_id):
+    """Worker seeds of rank ``rank``: DataLoader's, moved by the rank (data-parallel)."""
+    seed = (torch.initial_seed() + rank * 1_000_003) % 2**63
+    torch.manual_seed(seed)
+    random.seed(seed)
+
+
 def train_loader(data, labels, transform, *, batch_size, generator, device, num_workers=0,
-                 batch_sampler=None):
+                 batch_sampler=None, world=SINGLE):
     """A shuffling DataLoader of ``(augmented image, label)`` for one fit.
 
     The order and the workers' seeds come from ``generator``: every epoch,
@@ -199,19 +209,28 @@ def train_loader(data, labels, transform, *, batch_size, generator, device, num_
     augmentations repeat with any ``num_workers``. A final batch of a single
     image is dropped: BatchNorm cannot train on one sample.
     A ``batch_sampler`` (the P x K sampler) replaces the shuffling.
+
+    Data-parallel (``world.size > 1``): every rank builds the same global
+    batches from the same ``generator`` and keeps its slice of each
+    (:class:`~sklearn_ecluster.utils._distributed.ShardedBatchSampler`); the
+    workers of rank ``r`` are seeded apart from those of the other ranks.
     """
     if isinstance(data, torch.Tensor):
         data = list(data.detach().cpu())
     n = len(data)
+    items = ImageItems(data, transform, labels=torch.as_tensor(labels, dtype=torch.long))
+    pin = device.type == "cuda"
+    if world.size > 1:
+        if batch_sampler is None:  # what DataLoader(shuffle=True) builds, drawn alike
+            batch_sampler = BatchSampler(RandomSampler(items, generator=generator),
+                                         batch_size, drop_last=n % batch_size == 1)
+        init = functools.partial(_offset_worker_seed, world.rank) if num_workers else None
+        return DataLoader(items, batch_sampler=ShardedBatchSampler(batch_sampler, world),
+                          generator=generator, num_workers=num_workers, pin_memory=pin,
+                          worker_init_fn=init)
     if batch_sampler is not None:
-        return DataLoader(
-            ImageItems(data, transform, labels=torch.as_tensor(labels, dtype=torch.long)),
-            batch_sampler=batch_sampler, generator=generator, num_workers=num_workers,
-            pin_memory=device.type == "cuda",
-        )
-    return DataLoader(
-        ImageItems(data, transform, labels=torch.as_tensor(labels, dtype=torch.long)),
-        batch_size=batch_size, shuffle=True, generator=generator,
-        num_workers=num_workers, pin_memory=device.type == "cuda",
-        drop_last=n % batch_size == 1,
-    )
+        return DataLoader(items, batch_sampler=batch_sampler, generator=generator,
+                          num_workers=num_workers, pin_memory=pin)
+    return DataLoader(items, batch_size=batch_size, shuffle=True, generator=generator,
+                      num_workers=num_workers, pin_memory=pin,
+                      drop_last=n % batch_size == 1)

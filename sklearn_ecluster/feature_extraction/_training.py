@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from ..utils._distributed import SINGLE
 from ._cluster_memory import LOSSES
 
 logger = logging.getLogger("sklearn_ecluster")
@@ -82,8 +83,8 @@ def learning_rate(epoch, lr, lr_step):
     return lr if lr_step is None else lr * 0.1 ** (epoch // lr_step)
 
 
-def progress_bar(verbose, total, desc):
-    if verbose < 2:
+def progress_bar(verbose, total, desc, world=SINGLE):
+    if verbose < 2 or not world.is_main:
         return None
     try:
         from tqdm.auto import tqdm
@@ -94,13 +95,23 @@ def progress_bar(verbose, total, desc):
 
 def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
                  temperature, memory_momentum, device, amp=False, verbose=0,
-                 name="ReIDFeatureExtractor", loss="memory_softmax"):
+                 name="ReIDFeatureExtractor", loss="memory_softmax", world=SINGLE):
     """Run ``epochs`` epochs of the memory ``loss``; return per-epoch mean losses.
 
     Per batch: embeddings in train mode (dropout on), loss against the memory
     as it is, one SGD step, then the memory update with the batch's detached
     embeddings. With ``amp`` on CUDA, the forward pass runs under float16
     autocast with gradient scaling; the loss and the memory stay float32.
+
+    Data-parallel (``world.size > 1``, ``network`` wrapped in
+    DistributedDataParallel, ``loader`` yielding this rank's slice of each
+    global batch): the embeddings and labels of the step are gathered in
+    rank order (the global batch, in its order) and every rank applies the
+    same memory update, the single-process one. The local mean loss is
+    weighted by ``world.size * local / global`` batch sizes, so that the
+    gradients that DistributedDataParallel averages are those of the mean
+    over the global batch even when the slices differ in size. The epoch's
+    mean loss is summed over the ranks.
     """
     loss_fn, update_fn = LOSSES[loss]
     use_amp = bool(amp) and device.type == "cuda"
@@ -114,7 +125,7 @@ def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
         start = time.perf_counter()
         total = torch.zeros((), device=device)  # summed on the device: no sync per batch
         count = 0
-        bar = progress_bar(verbose, len(loader), f"epoch {epoch + 1}/{epochs}")
+        bar = progress_bar(verbose, len(loader), f"epoch {epoch + 1}/{epochs}", world)
         for images, labels in loader:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
@@ -122,23 +133,33 @@ def train_epochs(network, loader, memory, optimizer, *, epochs, lr, lr_step,
                 features = network(images, output="embedding")
             features = features.float()
             value = loss_fn(features, labels, memory, temperature)
+            objective = value
+            batch_features, batch_labels = features.detach(), labels
+            if world.size > 1:  # the global batch, in order, for the memory update
+                batch_features = world.gather_rows(batch_features)
+                batch_labels = world.gather_rows(labels)
+                objective = value * (world.size * labels.shape[0] / batch_labels.shape[0])
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(value).backward()
+            scaler.scale(objective).backward()
             scaler.step(optimizer)
             scaler.update()
-            update_fn(memory, features.detach(), labels, memory_momentum)
+            update_fn(memory, batch_features, batch_labels, memory_momentum)
             total += value.detach() * labels.shape[0]
             count += labels.shape[0]
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
+        if world.size > 1:
+            sums = world.all_sum(torch.stack([total.double(),
+                                              total.new_tensor(count, dtype=torch.float64)]))
+            total, count = sums[0], int(sums[1])
         mean_loss = float(total) / max(count, 1)
         history.append(mean_loss)
         seconds = time.perf_counter() - start
         logger.debug("%s epoch %d/%d: loss %.4f, lr %.3g, %.2f s", name, epoch + 1,
                      epochs, mean_loss, rate, seconds)
-        if verbose:
+        if verbose and world.is_main:
             print(f"[{name}] epoch {epoch + 1}/{epochs}: loss {mean_loss:.4f}, "
                   f"lr {rate:.3g}, {seconds:.2f} s")
     network.eval()

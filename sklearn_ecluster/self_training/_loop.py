@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
 from sklearn.utils import check_random_state
 
+from ..utils._distributed import get_world
 from ..utils._sklearn import (
     HasMethods,
     Interval,
@@ -239,11 +240,19 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         with ``y`` also ``label_precision``, ``label_recall``,
         ``label_nmi``, ``label_ari`` of the labels trained on (of the images
         trained on); with ``outliers="drop"`` or noise labels also
-        ``n_outliers`` (images not trained on).
+        ``n_outliers`` (images not trained on); ``world_size``, the
+        number of processes that ran the round (1 without ``torchrun``).
     merges_per_round_ : int
         ``m``.
     selection_ : str
         The selection rule applied (``"eval"`` or ``"last"``).
+    world_size_ : int
+        Processes that ran the loop together (1 in a single process). Under
+        ``torchrun``, with a data-parallel extractor (see the
+        :doc:`multi-GPU guide </user_guide/multi_gpu>`), every rank runs
+        :meth:`fit`; rank 0 alone checks the image files, clusters,
+        evaluates, calls ``callback`` and writes the checkpoints, and the
+        other ranks receive its results.
 
     See Also
     --------
@@ -450,33 +459,54 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                              "selection='last'.")
         extractor, clusterer = self._check_sub_estimators()
         m = self._merges_per_round(clusterer, n)
-        _check_image_files(X, evaluation)
+        world = get_world(extractor.get_params(deep=False).get("distributed", "auto"))
+        self._world = world  # the ranks of this fit, for the steps of a round
+        try:
+            return self._fit(X, y, camids, eval_set, evaluation, extractor, clusterer, m,
+                             selection, world)
+        finally:
+            del self._world
+
+    def _fit(self, X, y, camids, eval_set, evaluation, extractor, clusterer, m,
+             selection, world):
+        n = _n_items(X)
+        world.on_main(_check_image_files, X, evaluation)
 
         fingerprint = None
         state = None
         if self.checkpoint_dir is not None:
-            check_checkpoint_dir(self.checkpoint_dir)
-            fingerprint = self._fingerprint(X, y if camids is None else (y, camids),
-                                            eval_set)
-            state = read_checkpoint(self.checkpoint_dir, fingerprint)
+            # rank 0 reads the checkpoint and every rank gets its state
+            fingerprint, state = world.on_main(self._resume, X, y, camids, eval_set)
+            if state is not None and state.get("world_size", 1) != world.size:
+                warnings.warn(
+                    f"SelfTrainingReID: the checkpoint in {str(self.checkpoint_dir)!r} was "
+                    f"written by a run of {state.get('world_size', 1)} process(es) and "
+                    f"resumes with {world.size}: it continues, but other ranks draw other "
+                    "augmentations, so it will not end exactly where an uninterrupted "
+                    "run would.", UserWarning, stacklevel=2)
         if state is None:
-            seeds = _round_seeds(self.random_state, self.n_rounds or (n // m + 2))
+            # rank 0's seeds (None draws OS entropy, different on every rank)
+            seeds = world.broadcast(
+                _round_seeds(self.random_state, self.n_rounds or (n // m + 2)))
             state = {
                 "fingerprint": fingerprint, "round": 0, "done": False,
+                "world_size": world.size,
                 # None: init="cluster" clusters the starting network's features first
                 "labels": np.arange(n, dtype=np.int64) if self.init == "singletons"
                 else None, "extractor": extractor,
                 "clusterer": None, "history": [], "seeds": seeds,
                 "best": None,  # (round, mAP, extractor, labels)
             }
-        elif self.verbose:
+        elif self.verbose and world.is_main:
             print(f"[SelfTrainingReID] resuming from {self.checkpoint_dir} after "
                   f"round {state['round'] - 1}")
 
+        state["world_size"] = world.size
         while not state["done"]:
             self._run_round(state, X, y, camids, evaluation, clusterer, m, selection)
             if self.checkpoint_dir is not None:
-                write_checkpoint(self.checkpoint_dir, state)
+                # rank 0 writes (atomically); the others wait for it to finish
+                world.on_main(write_checkpoint, self.checkpoint_dir, state)
 
         best_round, _, best_extractor, best_labels = state["best"]
         self.feature_extractor_ = best_extractor
@@ -487,7 +517,14 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.best_iteration_ = best_round
         self.merges_per_round_ = m
         self.selection_ = selection
+        self.world_size_ = world.size
         return self
+
+    def _resume(self, X, y, camids, eval_set):
+        """Rank 0: this run's fingerprint and its checkpointed state (or None)."""
+        check_checkpoint_dir(self.checkpoint_dir)
+        fingerprint = self._fingerprint(X, y if camids is None else (y, camids), eval_set)
+        return fingerprint, read_checkpoint(self.checkpoint_dir, fingerprint)
 
     def _run_round(self, state, X, y, camids, evaluation, clusterer, m, selection):
         r = state["round"]
@@ -504,8 +541,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if state["labels"] is None:
             # init="cluster": cluster the starting (pretrained) network's features
             extractor.fit(X)
-            state["labels"], state["clusterer"] = self._cluster(
-                clusterer, self._features(extractor, X, camids), None, m)
+            state["labels"], state["clusterer"] = self._world.on_main(
+                self._cluster, clusterer, self._features(extractor, X, camids), None, m)
             extractor.set_params(warm_start=True)  # train the network just clustered
             init_seconds = time.perf_counter() - t0
         labels = state["labels"]
@@ -517,7 +554,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 f"on ({int((train_labels < 0).sum())} outliers): the clusterer "
                 f"{state['clusterer']!r} needs a larger radius or threshold on this data."
             )
-        record = {"round": r, "n_clusters": k}
+        record = {"round": r, "n_clusters": k, "world_size": self._world.size}
         if self.outliers == "drop" or (labels < 0).any():
             record["n_outliers"] = int((train_labels < 0).sum())
         t1 = time.perf_counter()
@@ -558,7 +595,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             last = last or int(labels.max()) + 1 - m < 1
         t3 = time.perf_counter()
         if not last:
-            new_labels, model = self._cluster(clusterer, features, labels, m)
+            new_labels, model = self._world.on_main(self._cluster, clusterer, features,
+                                                    labels, m)
             if int(self._training_labels(new_labels, r + 1).max()) + 1 < 2:
                 warnings.warn(
                     f"SelfTrainingReID: the clustering after round {r} leaves fewer than "
@@ -569,13 +607,14 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 state["labels"], state["clusterer"] = new_labels, model
         record["cluster_seconds"] = time.perf_counter() - t3 + init_seconds
         record["seconds"] = time.perf_counter() - t0
+        record = self._world.broadcast(record)  # rank 0's timings: one history
         state["history"].append(record)
         state["round"] = r + 1
         state["done"] = last
-        if self.verbose:
+        if self.verbose and self._world.is_main:
             print("[SelfTrainingReID] " + _format_record(record))
         if self.callback is not None:
-            self.callback(self, record, train_labels.copy())
+            self._world.on_main(self.callback, self, record, train_labels.copy())
 
     def _features(self, extractor, X, camids):
         """The features that are clustered: centred per camera with ``camera_aware``."""
@@ -621,15 +660,19 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         from ..metrics import evaluate_features
 
         q_x, q_p, q_c, g_x, g_p, g_c = evaluation
-        q_f, g_f = extractor.transform(q_x), extractor.transform(g_x)
+        q_f, g_f = extractor.transform(q_x), extractor.transform(g_x)  # all ranks
         if self.camera_aware:
             # each camera's mean from the evaluation images of that camera
             # (query and gallery pooled): label-free, and valid for new cameras
             both = center_per_camera(np.concatenate([q_f, g_f]), np.concatenate([q_c, g_c]))
             q_f, g_f = both[:len(q_f)], both[len(q_f):]
-        result = evaluate_features(q_f, g_f, q_p, g_p, q_c, g_c, metric=self.metric,
-                                   device="cpu", max_rank=min(50, len(g_p)))
-        return {key: float(result[key]) for key in _EVAL_KEYS}
+
+        def scores():
+            result = evaluate_features(q_f, g_f, q_p, g_p, q_c, g_c, metric=self.metric,
+                                       device="cpu", max_rank=min(50, len(g_p)))
+            return {key: float(result[key]) for key in _EVAL_KEYS}
+
+        return self._world.on_main(scores)
 
     # --------------------------------------------------------- transform
     def transform(self, X, *, camids=None):
