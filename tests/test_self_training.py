@@ -318,3 +318,20 @@ def test_callback_is_called_after_every_round_with_its_labels(tmp_path):
     assert resumed == []  # both rounds were done: nothing runs again
     with pytest.raises(TypeError, match="callback"):
         _loop(callback="print").fit(X)
+
+
+def test_the_loop_runs_in_the_graph_mode_with_the_dense_rounds_labels():
+    # a complete graph: the graph mode must give each round the dense labels
+    # (same features, same merges), so the two loops are the same run
+    X, _ = _images(16)
+    complete = np.ones((16, 16))
+    dense = _loop(n_rounds=3).fit(X)
+    graph = _loop(n_rounds=3, clusterer=EnergyAgglomerative(
+        device="cpu", connectivity=complete)).fit(X)
+    assert graph.clusterer_.engine_ == "graph_batched"
+    assert [h["n_clusters"] for h in graph.history_] == [h["n_clusters"] for h in
+                                                       dense.history_]
+    np.testing.assert_array_equal(graph.labels_, dense.labels_)
+    # an int: the kNN graph of each round's features, rebuilt every round
+    knn = _loop(n_rounds=2, clusterer=EnergyAgglomerative(device="cpu", connectivity=5))
+    assert knn.fit(X).history_[-1]["n_clusters"] == 12

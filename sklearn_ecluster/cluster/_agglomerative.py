@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 
 from ..utils import get_device
 from ..utils._sklearn import _fit_context, check_is_fitted, validate_data
+from ._dask import is_dask_array
 from ._linkage import PARAMETER_CONSTRAINTS, energy_linkage_tree
 from ._tree import linkage_matrix
 
@@ -41,6 +42,27 @@ def _validate_tensor(X):
         X = X.to(torch.float64 if X.device.type == "cpu" else torch.float32)
     if not bool(torch.isfinite(X).all()):
         raise ValueError("Input X contains NaN or infinity.")
+    return X
+
+
+def _validate_dask(X):
+    """The checks that need no pass over the data, for a Dask array.
+
+    Finiteness is not checked (it would read the whole array); integer data
+    is cast to float64 lazily.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got a {X.ndim}D Dask array of shape "
+                         f"{X.shape} instead.")
+    if X.shape[0] < 2 or X.shape[1] < 1:
+        raise ValueError(f"Found a Dask array of shape {X.shape}: at least 2 samples "
+                         "and 1 feature are required.")
+    if X.dtype.kind in "iub":
+        if X.dtype.kind == "b":
+            raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+        X = X.astype(np.float64)
+    elif X.dtype not in (np.float32, np.float64):
+        raise TypeError(f"X must be a float32 or float64 Dask array, got {X.dtype}.")
     return X
 
 
@@ -288,7 +310,12 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         -------
         self : EnergyAgglomerative
         """
-        if isinstance(X, torch.Tensor):
+        if is_dask_array(X):
+            X = _validate_dask(X)
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif isinstance(X, torch.Tensor):
             X = _validate_tensor(X)
             self.n_features_in_ = int(X.shape[1])
             if hasattr(self, "feature_names_in_"):

@@ -74,10 +74,13 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
     instead of O(N^2) distances (the graph mode at large N).
     """
     sub = None
-    if sample_size is not None and sample_size < X.shape[0]:
+    if sample_size is not None and (sample_size < X.shape[0] or not torch.is_tensor(X)):
         rng = np.random.default_rng(0)
         sub = np.sort(rng.choice(X.shape[0], size=sample_size, replace=False))
-        X_sub = X[torch.as_tensor(sub, device=X.device)]
+        if torch.is_tensor(X):
+            X_sub = X[torch.as_tensor(sub, device=X.device)]
+        else:  # a Dask array: only the subsample comes to the client
+            X_sub = torch.as_tensor(np.asarray(X[sub].compute()))
     n = X.shape[0]
     n_merges = len(children)
     k_start = n_leaves

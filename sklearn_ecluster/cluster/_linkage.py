@@ -35,6 +35,7 @@ from ..utils._sklearn import Interval, StrOptions, validate_params
 from ._connectivity import resolve_connectivity
 from ._criterion import LINKAGES, REGULARIZERS, Criterion
 from ._cut import choose_cut
+from ._dask import DaskSampleDistances, is_dask_array
 from ._engine_batched import build_batched
 from ._engine_exact import build_exact_cached
 from ._engine_graph_batched import build_graph_batched
@@ -262,12 +263,23 @@ def energy_linkage_tree(
     array([[0, 1],
            [2, 3]])
     """
-    dev = get_device(device, X)
-    Xt = to_tensor(X, dev).detach()  # values only: nothing here is differentiable
-    if not Xt.is_floating_point():
-        Xt = Xt.to(torch.float64)
-    if dev.type == "cuda" and Xt.dtype != torch.float32:
-        Xt = Xt.to(torch.float32)  # float32 on GPU (documented)
+    on_dask = is_dask_array(X)
+    if on_dask:
+        if connectivity is None:
+            raise ValueError(
+                "A Dask array X needs the graph mode (connectivity=...): the dense "
+                "path holds an n_samples x n_samples matrix on one machine."
+            )
+        dev, Xt = torch.device("cpu"), X  # the merge loop runs on the client
+        itemsize = X.dtype.itemsize
+    else:
+        dev = get_device(device, X)
+        Xt = to_tensor(X, dev).detach()  # values only: nothing here is differentiable
+        if not Xt.is_floating_point():
+            Xt = Xt.to(torch.float64)
+        if dev.type == "cuda" and Xt.dtype != torch.float32:
+            Xt = Xt.to(torch.float32)  # float32 on GPU (documented)
+        itemsize = Xt.element_size()
     n = Xt.shape[0]
     metric = resolve_metric(metric, linkage)
     if weighted and linkage != "energy":
@@ -293,7 +305,7 @@ def energy_linkage_tree(
     auto_cut = n_clusters is None and distance_threshold is None and max_steps is None
     criterion = Criterion(linkage=linkage, regularizer=regularizer, lam=float(lam),
                           weighted=bool(weighted))
-    working_memory = _block_budget(working_memory, k0, Xt.element_size())
+    working_memory = _block_budget(working_memory, k0, itemsize)
     stop = StopRule(target=1 if n_clusters is None else n_clusters, max_steps=max_steps,
                     distance_threshold=distance_threshold)
     t_start = time.perf_counter()
@@ -315,7 +327,8 @@ def energy_linkage_tree(
         edges = resolve_connectivity(connectivity, X if not isinstance(X, torch.Tensor)
                                      else Xt, n, metric=metric, device=dev,
                                      working_memory=working_memory)
-        source = TensorSampleDistances(Xt, metric, working_memory)
+        source = (DaskSampleDistances if on_dask else TensorSampleDistances)(
+            Xt, metric, working_memory)
         children, distances, recorder = _build_graph(
             source, edges, leaf_labels, k0, criterion, engine, stop, verbose=verbose,
             schedule=schedule, warn_components=n_clusters is not None,
@@ -331,7 +344,8 @@ def energy_linkage_tree(
     if auto_cut and len(children) > 0:
         q, cut_score = choose_cut(
             Xt, children, leaf_labels, k0, metric, working_memory=working_memory,
-            sample_size=SILHOUETTE_SAMPLE if graph and n > SILHOUETTE_SAMPLE else None,
+            sample_size=min(n, SILHOUETTE_SAMPLE) if on_dask else (
+                SILHOUETTE_SAMPLE if graph and n > SILHOUETTE_SAMPLE else None),
         )
     labels = labels_at_cuts(children, leaf_labels, k0, [q])[q]
     if verbose:

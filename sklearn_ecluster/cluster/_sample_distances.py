@@ -106,6 +106,12 @@ class TensorSampleDistances:
                 xa = left.index_select(0, ia.reshape(-1)).view(e.numel(), pa, width)
                 xb = right.index_select(0, ib.reshape(-1)).view(e.numel(), pb, width)
                 g = torch.bmm(xa, xb.transpose(1, 2)).clamp_(min=0.0)  # squared
+                same = torch.nonzero(ca[e] == cb[e]).squeeze(1)
+                if same.numel():
+                    # self-pairs are 0 exactly (the Gram expansion leaves ~eps
+                    # there, and its square root ~sqrt(eps) per pair)
+                    diag = torch.arange(pa, device=dev)
+                    g[same.unsqueeze(1), diag, diag] = 0.0
                 if self.metric == "euclidean":
                     g.sqrt_()
                 if reduce == "sum":
