@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 MARKET = {"train": 12936, "ids": 751, "query": 3368, "gallery": 15913, "d": 2048}
-PARTS = ("cluster", "metrics", "extractor", "loop")
+PARTS = ("cluster", "graph", "metrics", "extractor", "loop")
 
 
 # ------------------------------------------------------------------ helpers
@@ -142,6 +142,34 @@ def bench_cluster(args, device, record):
         del Xt, model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def bench_graph(args, device, record):
+    """The graph mode on the GPU: exact kNN graph (torch) and the merges."""
+    import torch
+    from sklearn.metrics import adjusted_rand_score
+
+    from sklearn_ecluster.cluster import EnergyAgglomerative, knn_graph
+    from sklearn_ecluster.datasets import make_reid_features
+
+    d = 64 if args.small else 256
+    sizes = [2000] if args.small else (args.graph_n or [100_000])
+    for n in sizes:
+        X, y, _ = make_reid_features(n, _n_ids(n), d, random_state=0)
+        Xt = torch.from_numpy(X).to(device)
+        _reset_peak(device)
+        seconds, G = _timed(lambda X=Xt: knn_graph(X, 10, device=device), device)
+        record("graph", f"knn_graph torch exact, N={n:,}, d={d}, k=10", seconds,
+               peak=_peak_gib(device))
+        model = EnergyAgglomerative(n_clusters=_n_ids(n), merge_percent=None,
+                                    weighted=True, regularizer=None, connectivity=G,
+                                    device=device)
+        _reset_peak(device)
+        seconds, model = _timed(lambda m=model, X=Xt: m.fit(X), device)
+        ari = adjusted_rand_score(y, model.labels_)
+        record("graph", f"graph-mode fit (weighted energy, exact), N={n:,}", seconds,
+               peak=_peak_gib(device), note=f"{model.engine_}, ARI {ari:.2f}")
+        del Xt, model
 
 
 def bench_metrics(args, device, record):
@@ -275,7 +303,7 @@ def bench_loop(args, device, record):
            h1["seconds"], note=f"whole fit of 2 rounds {seconds:.1f} s")
 
 
-BENCHES = {"cluster": bench_cluster, "metrics": bench_metrics,
+BENCHES = {"cluster": bench_cluster, "graph": bench_graph, "metrics": bench_metrics,
            "extractor": bench_extractor, "loop": bench_loop}
 
 
@@ -325,6 +353,8 @@ def main(argv=None):
     p.add_argument("--small", action="store_true", help="tiny sizes, for a CPU check")
     p.add_argument("--cluster-n", type=int, nargs="+", default=None,
                    help="N of the cluster part (default 12936; gpu_check.sh also 40000)")
+    p.add_argument("--graph-n", type=int, nargs="+", default=None,
+                   help="sizes of the graph-mode part (default 100,000)")
     p.add_argument("--extractor-n", type=int, default=4096,
                    help="images per transform timing")
     p.add_argument("--extractor-train-n", type=int, default=2048,

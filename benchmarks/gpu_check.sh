@@ -5,7 +5,8 @@
 #
 # 1. python -m pytest -m gpu -q            (every @pytest.mark.gpu test)
 # 2. benchmarks/bench_gpu.py, one part per call, each under its own hard `timeout`:
-#    EnergyAgglomerative at N = 12,936 and N = 40,000 (d = 2048), evaluate_features at
+#    EnergyAgglomerative at N = 12,936 and N = 40,000 (d = 2048), the graph mode at
+#    N = 100,000 (d = 256, exact kNN graph and merges), evaluate_features at
 #    Market-1501 size (3,368 x 15,913, 2048-d), ReIDFeatureExtractor throughput
 #    (ResNet-50, 256 x 128, AMP off / on) and one round of SelfTrainingReID on a
 #    Market-1501-sized set in memory.
@@ -103,10 +104,11 @@ summary="$(grep -E '(passed|failed|error|skipped|deselected)' "$DEST/pytest_gpu.
 "${BENCH[@]}" --note pytest \
     "python -m pytest -m gpu" "exit $rc in $((SECONDS - t0)) s: ${summary:-no summary (see pytest_gpu.txt)}"
 
-# 2. the timings (limits 40 + 75 + 40 + 75 + 150 = 380 s; with the checks and pytest
-#    470 s, but no part runs past the global deadline)
+# 2. the timings (limits 40 + 75 + 60 + 40 + 75 + 150 = 440 s; with the checks and
+#    pytest 530 s, but no part runs past the global deadline)
 run_part cluster-12936 40 --parts cluster --cluster-n 12936
 run_part cluster-40000 75 --parts cluster --cluster-n 40000
+run_part graph-100000 60 --parts graph --graph-n 100000
 run_part metrics 40 --parts metrics
 run_part extractor 75 --parts extractor
 run_part loop 150 --parts loop
