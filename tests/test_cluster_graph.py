@@ -7,6 +7,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _naive_reference import (
+    cluster_summary,
+    merge_sets,
+    naive_agglomerate,
+    pair_criterion,
+    sample_distances,
+)
 from scipy.cluster.hierarchy import linkage as scipy_linkage
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import kneighbors_graph
@@ -18,14 +25,6 @@ from sklearn_ecluster.cluster._sample_distances import (
     Membership,
     TensorSampleDistances,
     cluster_pair_values,
-)
-
-from _naive_reference import (
-    merge_sets,
-    naive_agglomerate,
-    pair_criterion,
-    cluster_summary,
-    sample_distances,
 )
 
 #: float64 sums of at most n^2 distances in two different orders: the

@@ -255,6 +255,13 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
     array([0, 0, 0, 1, 1, 1])
     >>> model.n_steps_
     4
+
+    The graph mode: only clusters joined by an edge of a 2-nearest-neighbour
+    graph may merge, with the same (exact) criterion and no 6 x 6 matrix:
+
+    >>> model = EnergyAgglomerative(n_clusters=2, connectivity=2, device="cpu").fit(X)
+    >>> model.labels_, model.engine_
+    (array([0, 0, 0, 1, 1, 1]), 'graph_batched')
     """
 
     _parameter_constraints = dict(PARAMETER_CONSTRAINTS)
