@@ -667,9 +667,13 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             both = center_per_camera(np.concatenate([q_f, g_f]), np.concatenate([q_c, g_c]))
             q_f, g_f = both[:len(q_f)], both[len(q_f):]
 
+        # on the extractor's device: Market-1501's 3,368 x 15,913 ranking is a
+        # GEMM and a sort, much faster on the GPU the features came from
+        device = getattr(extractor, "device_", "cpu")
+
         def scores():
             result = evaluate_features(q_f, g_f, q_p, g_p, q_c, g_c, metric=self.metric,
-                                       device="cpu", max_rank=min(50, len(g_p)))
+                                       device=device, max_rank=min(50, len(g_p)))
             return {key: float(result[key]) for key in _EVAL_KEYS}
 
         return self._world.on_main(scores)
