@@ -16,6 +16,8 @@ of their smallest sample, like the dense engines' slots; the edges ``(u, v)``,
 the lower ``(u, v)`` pair, as the dense walk does.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
@@ -119,67 +121,85 @@ class GraphState:
         keep : LongTensor
             The old slots kept (the roots), ascending.
         """
+        m = self._map(root_np)
+        stats = self._new_stats(m)
+        s = self._new_edge_values(m, stats)
+        self.u, self.v, self.s = m.new_u, m.new_v, s
+        self.stats = stats
+        self.labels = m.group[self.labels]
+        return m.keep
+
+    def _map(self, root_np):
+        """Where every old slot and edge goes: a namespace of index tensors."""
+        m = SimpleNamespace()
         dev = self.u.device
-        reduce = self.criterion.pair_reduce
-        k_old = self.k
+        m.k_old = k_old = self.k
         root = torch.as_tensor(root_np, device=dev)
         is_root = root == torch.arange(k_old, device=dev)
-        keep = torch.nonzero(is_root).squeeze(1)
-        new_id = torch.cumsum(is_root, 0) - 1
-        group = new_id[root]  # old slot -> new slot
-        k_new = keep.numel()
-        n_parts = torch.bincount(group, minlength=k_new)
-        parts = Membership(group, k_new)  # the old slots of each new slot
-        old_members = _LazyMembership(self.labels, k_old)
-        old_keys = self.u * k_old + self.v  # sorted, as the edges are
+        m.keep = torch.nonzero(is_root).squeeze(1)
+        m.group = group = (torch.cumsum(is_root, 0) - 1)[root]  # old slot -> new slot
+        m.k_new = k_new = m.keep.numel()
+        m.n_parts = torch.bincount(group, minlength=k_new)
+        m.parts = Membership(group, k_new)  # the old slots of each new slot
+        m.old_members = _LazyMembership(self.labels, k_old)
+        m.old_keys = self.u * k_old + self.v  # sorted, as the edges are
+        m.gu, m.gv = group[self.u], group[self.v]
+        m.inside = m.gu == m.gv
+        # edges between two groups; parallel ones become one
+        lo = torch.minimum(m.gu, m.gv)[~m.inside]
+        hi = torch.maximum(m.gu, m.gv)[~m.inside]
+        key, m.inverse = torch.unique(lo * k_new + hi, return_inverse=True)
+        m.new_u, m.new_v = torch.div(key, k_new, rounding_mode="floor"), key % k_new
+        m.have = torch.bincount(m.inverse, minlength=key.numel())
+        m.complete = m.have == m.n_parts[m.new_u] * m.n_parts[m.new_v]
+        return m
 
-        gu, gv = group[self.u], group[self.v]
-        inside = gu == gv
-        # edges between two groups, parallel ones combined
-        lo = torch.minimum(gu, gv)[~inside]
-        hi = torch.maximum(gu, gv)[~inside]
-        key, inverse = torch.unique(lo * k_new + hi, return_inverse=True)
-        s = torch.full((key.numel(),), 0.0 if reduce == "sum" else float("inf"),
-                       dtype=self.s.dtype, device=dev)
-        s.scatter_reduce_(0, inverse, self.s[~inside], reduce=reduce)
-        new_u, new_v = torch.div(key, k_new, rounding_mode="floor"), key % k_new
-        have = torch.bincount(inverse, minlength=key.numel())
-        short = torch.nonzero(have < n_parts[new_u] * n_parts[new_v]).squeeze(1)
+    def _new_edge_values(self, m, stats):
+        """Pair values of the new edges: the parts' edges combined, the part
+        pairs that were not edges computed from the features."""
+        reduce = self.criterion.pair_reduce
+        s = torch.full((m.new_u.numel(),), 0.0 if reduce == "sum" else float("inf"),
+                       dtype=self.s.dtype, device=self.s.device)
+        s.scatter_reduce_(0, m.inverse, self.s[~m.inside], reduce=reduce)
+        short = torch.nonzero(~m.complete).squeeze(1)
         if short.numel():
             # part pairs that were not edges: enumerate, drop the known ones
-            e, p, q = _part_pairs(parts, new_u[short], new_v[short], same=False)
+            e, p, q = _part_pairs(m.parts, m.new_u[short], m.new_v[short], same=False)
             p_lo, p_hi = torch.minimum(p, q), torch.maximum(p, q)
-            miss = ~_member(p_lo * k_old + p_hi, old_keys)
-            vals = cluster_pair_values(self.source, old_members, p_lo[miss], p_hi[miss],
-                                       reduce)
+            miss = ~_member(p_lo * m.k_old + p_hi, m.old_keys)
+            vals = cluster_pair_values(self.source, m.old_members, p_lo[miss],
+                                       p_hi[miss], reduce)
             s.scatter_reduce_(0, short[e[miss]], vals, reduce=reduce)
+        return s
 
+    def _new_stats(self, m):
+        """Sizes, within sums and moments of the new slots."""
         stats = self.stats
+        dev = stats.sizes.device
+        k_new, group = m.k_new, m.group
         sizes = torch.zeros(k_new, dtype=stats.sizes.dtype, device=dev)
         sizes.index_add_(0, group, stats.sizes)
         new = ClusterStats(sizes=sizes)
         if stats.within is not None:
             # W(G) = sum of the parts' W + 2 sum over their unordered part pairs
+            inside = m.inside
             within = torch.zeros(k_new, dtype=stats.within.dtype, device=dev)
             within.index_add_(0, group, stats.within)
-            within.index_add_(0, gu[inside], 2.0 * self.s[inside])
-            have_in = torch.bincount(gu[inside], minlength=k_new)
-            need_in = n_parts * (n_parts - 1) // 2
+            within.index_add_(0, m.gu[inside], 2.0 * self.s[inside])
+            have_in = torch.bincount(m.gu[inside], minlength=k_new)
+            need_in = m.n_parts * (m.n_parts - 1) // 2
             short = torch.nonzero(have_in < need_in).squeeze(1)
             if short.numel():
-                e, p, q = _part_pairs(parts, short, short, same=True)
-                miss = ~_member(p * k_old + q, old_keys)
-                vals = cluster_pair_values(self.source, old_members, p[miss], q[miss],
+                e, p, q = _part_pairs(m.parts, short, short, same=True)
+                miss = ~_member(p * m.k_old + q, m.old_keys)
+                vals = cluster_pair_values(self.source, m.old_members, p[miss], q[miss],
                                            "sum")
                 within.index_add_(0, short[e[miss]], 2.0 * vals)
             new.within = within
         if stats.means is not None:
             _, new.means, new.ssd = merged_moments(stats.sizes, stats.means, stats.ssd,
                                                    group, k_new)
-        self.u, self.v, self.s = new_u, new_v, s
-        self.stats = new
-        self.labels = group[self.labels]
-        return keep
+        return new
 
 
 class _LazyMembership:
