@@ -284,3 +284,25 @@ def test_dask_input_gives_the_in_memory_labels():
             assert got.n_features_in_ == 6
         with pytest.raises(ValueError, match="needs the graph mode"):
             EnergyAgglomerative(device="cpu").fit(Xd)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kw", [dict(merge_percent=None, weighted=True, regularizer=None),
+                                dict(merge_percent=None, linkage="single",
+                                     regularizer=None)],
+                         ids=["weighted-exact", "single-exact"])
+def test_cuda_graph_mode_gives_the_cpu_labels(kw):
+    # well-separated groups: float32 on the GPU cannot reorder any merge
+    rng = np.random.default_rng(16)
+    centres = rng.normal(size=(12, 16)) * 10
+    X = (centres[np.arange(240) % 12] + rng.normal(size=(240, 16))).astype(np.float32)
+    g = kneighbors_graph(X, 8)
+    cpu = EnergyAgglomerative(n_clusters=12, device="cpu", connectivity=g, **kw).fit(X)
+    gpu = EnergyAgglomerative(n_clusters=12, connectivity=g, **kw).fit(
+        torch.from_numpy(X).cuda())
+    assert gpu.device_.type == "cuda" and gpu.engine_ == cpu.engine_
+    np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
+    # and the kNN graph built on the GPU (an int) gives the same fit
+    built = EnergyAgglomerative(n_clusters=12, connectivity=8, **kw).fit(
+        torch.from_numpy(X).cuda())
+    np.testing.assert_array_equal(built.labels_, cpu.labels_)
