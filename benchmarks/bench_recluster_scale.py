@@ -15,7 +15,10 @@ object, i.e. the code a round runs, except ``jaccard`` which calls
 - ``jaccard_dbscan``: ``contrastive_dbscan`` (Jaccard + ``AutoEpsDBSCAN``);
 - ``jaccard_energy``: ``contrastive_energy`` with ``cluster_distance="jaccard"``
   (Jaccard + the standalone energy clustering on the precomputed distance);
-- ``euclidean_energy``: ``contrastive_energy`` as it is (Euclidean, no Jaccard).
+- ``euclidean_energy``: ``contrastive_energy`` as it is (Euclidean, no Jaccard);
+- ``graph_energy``: ``contrastive_energy`` with the standalone clusterer in the
+  graph mode (``make_clusterer("standalone", connectivity=30)``: the exact
+  30-nearest-neighbour graph of the round's features, no N x N object).
 
 Each phase runs in a fresh subprocess. Peak memory is the growth of the
 process's peak resident set over the baseline after the features are made:
@@ -49,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("jaccard", "jaccard_dbscan", "jaccard_energy", "euclidean_energy")
+PHASES = ("jaccard", "jaccard_dbscan", "jaccard_energy", "euclidean_energy",
+          "graph_energy")
 
 
 def market_features(n, dim, n_ids=751, spread=0.6, seed=0):
@@ -99,6 +103,11 @@ def run_phase(phase, X):
         loop = make_recipe("contrastive_energy", cluster_distance="jaccard")
     elif phase == "euclidean_energy":
         loop = make_recipe("contrastive_energy")
+    elif phase == "graph_energy":
+        from sklearn_ecluster.cluster import make_clusterer
+
+        loop = make_recipe("contrastive_energy",
+                           clusterer=make_clusterer("standalone", connectivity=30))
     else:
         raise ValueError(phase)
     labels, model = loop._cluster(loop.clusterer, X, None, 0)

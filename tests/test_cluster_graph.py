@@ -255,6 +255,11 @@ def test_cluster_pair_values_are_brute_force_reductions(reduce, metric):
     blocks = cluster_pair_values(source, members, ca, cb, reduce)
     # the Gram expansion: absolute error ~ eps * (|a|^2 + |b|^2) per squared distance
     np.testing.assert_allclose(blocks.numpy(), ref, rtol=1e-9, atol=1e-9)
+    # a budget of a few hundred numbers: every pair is too big for one block
+    # and goes through the tiles (square tiles smaller than the clusters)
+    tiled = cluster_pair_values(TensorSampleDistances(X, metric, working_memory=2e-3),
+                                members, ca, cb, reduce)
+    np.testing.assert_allclose(tiled.numpy(), ref, rtol=1e-9, atol=1e-9)
     # the pair-by-pair path (what a source without blocks, e.g. Dask, uses)
     class PairsOnly:
         def __init__(self, inner):

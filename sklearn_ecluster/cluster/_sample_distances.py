@@ -84,13 +84,13 @@ class TensorSampleDistances:
                          dtype=self.dtype, device=dev)
         if ca.numel() == 0:
             return out
-        left, right = self._augmented()
+        aug = self._augmented()
         ladder = _size_ladder(int(members.sizes.max()), dev)
         sa, sb = members.sizes[ca], members.sizes[cb]
         n_rungs = ladder.numel()
         key = torch.searchsorted(ladder, sa) * n_rungs + torch.searchsorted(ladder, sb)
         keys, inverse = torch.unique(key, return_inverse=True)
-        width = int(left.shape[1])
+        width = int(aug.shape[1])
         # a few MiB per chunk: the gathered rows and the Gram blocks stay in cache
         budget = rows_per_block(1, self.X.element_size(), dev,
                                 min(self.working_memory or _CHUNK_MIB, _CHUNK_MIB),
@@ -98,13 +98,20 @@ class TensorSampleDistances:
         for t, kv in enumerate(keys.tolist()):
             sel = torch.nonzero(inverse == t).squeeze(1)
             pa, pb = int(ladder[kv // n_rungs]), int(ladder[kv % n_rungs])
-            step = max(1, budget // ((pa + pb) * width + pa * pb))
+            per_pair = (pa + pb) * width + pa * pb
+            if per_pair > budget:  # big clusters: one pair at a time, in tiles
+                for e in sel.tolist():
+                    out[e] = self._tiled_pair(members, int(ca[e]), int(cb[e]), reduce,
+                                              budget)
+                continue
+            step = max(1, budget // per_pair)
             for p0 in range(0, sel.numel(), step):
                 e = sel[p0 : p0 + step]
                 ia, ma = _padded_members(members, ca[e], pa, pad=self.n_samples)
                 ib, mb = _padded_members(members, cb[e], pb, pad=self.n_samples)
-                xa = left.index_select(0, ia.reshape(-1)).view(e.numel(), pa, width)
-                xb = right.index_select(0, ib.reshape(-1)).view(e.numel(), pb, width)
+                xa = aug.index_select(0, ia.reshape(-1)).view(e.numel(), pa, width)
+                xb = _as_right(aug.index_select(0, ib.reshape(-1))).view(e.numel(), pb,
+                                                                         width)
                 g = torch.bmm(xa, xb.transpose(1, 2)).clamp_(min=0.0)  # squared
                 same = torch.nonzero(ca[e] == cb[e]).squeeze(1)
                 if same.numel():
@@ -121,17 +128,47 @@ class TensorSampleDistances:
                     out[e] = g.masked_fill_(~mask, float("inf")).amin((1, 2))
         return out
 
+    def _tiled_pair(self, members, a, b, reduce, budget):
+        """The reduction over one pair of big clusters, by tiles of the budget."""
+        aug = self._augmented()
+        width = int(aug.shape[1])
+        rows_a = members.order[members.offsets[a]:members.offsets[a + 1]]
+        rows_b = members.order[members.offsets[b]:members.offsets[b + 1]]
+        # square tiles t x t: 2 t width gathered + t^2 products within the budget
+        t = max(1, int((width * width + budget) ** 0.5 - width))
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        if reduce != "sum":
+            total = torch.full((), float("inf"), dtype=self.dtype, device=self.device)
+        for i0 in range(0, rows_a.numel(), t):
+            ia = rows_a[i0:i0 + t]
+            xa = aug.index_select(0, ia)
+            for j0 in range(0, rows_b.numel(), t):
+                ib = rows_b[j0:j0 + t]
+                g = (xa @ _as_right(aug.index_select(0, ib)).T).clamp_(min=0.0)
+                if a == b:
+                    g.masked_fill_(ia.unsqueeze(1) == ib.unsqueeze(0), 0.0)
+                if self.metric == "euclidean":
+                    g.sqrt_()
+                if reduce == "sum":
+                    total += g.sum(dtype=torch.float64)
+                else:
+                    total = torch.minimum(total, g.min())
+        return total.to(self.dtype)
+
     def _augmented(self):
-        """Rows ``[x, |x|^2, 1]`` and ``[-2 x, 1, |x|^2]``: their products are
-        the squared distances ``|a|^2 + |b|^2 - 2 a.b`` in one ``bmm``. A last
-        row of zeros pads clusters to a common size: its products are 0."""
+        """Rows ``[x, |x|^2, 1]``, and a last row of zeros.
+
+        With the rows of the other side turned into ``[-2 x, 1, |x|^2]``
+        (:func:`_as_right`, on the gathered copy), one product gives the
+        squared distances ``|a|^2 + |b|^2 - 2 a.b``; the zero row pads
+        clusters to a common size and its products are 0. One array of the
+        features' size, not two.
+        """
         if self._aug is None:
             X = self.X
             sq = (X * X).sum(1, keepdim=True)
-            one = torch.ones_like(sq)
             zero = torch.zeros((1, X.shape[1] + 2), dtype=X.dtype, device=X.device)
-            self._aug = (torch.cat([torch.cat([X, sq, one], 1), zero]),
-                         torch.cat([torch.cat([-2.0 * X, one, sq], 1), zero]))
+            self._aug = torch.cat([torch.cat([X, sq, torch.ones_like(sq)], 1), zero])
         return self._aug
 
     def moments(self, labels, n_clusters):
@@ -228,3 +265,11 @@ def _padded_members(members, clusters, width, pad):
     mask = pos.unsqueeze(0) < members.sizes[clusters].unsqueeze(1)
     idx = (members.offsets[clusters].unsqueeze(1) + pos).clamp_(max=members.order.numel() - 1)
     return members.order[idx].masked_fill_(~mask, pad), mask
+
+
+def _as_right(rows):
+    """``[x, |x|^2, 1]`` rows (a gathered copy) turned into ``[-2 x, 1, |x|^2]``, in place."""
+    d = rows.shape[-1] - 2
+    rows[..., :d].mul_(-2.0)
+    rows[..., d:] = rows[..., d:].flip(-1)
+    return rows
