@@ -208,14 +208,20 @@ def test_connectivity_forms_give_the_same_fit():
 
 
 def test_float32_tensor_input():
-    X = _unit_rows(80, 6, 11)
+    # well-separated groups: every criterion value between groups is far above
+    # those inside them, so float32 rounding (any CPU, any thread count)
+    # cannot change which clusters the fit ends with
+    rng = np.random.default_rng(11)
+    centres = np.linalg.qr(rng.normal(size=(8, 8)))[0]  # orthonormal: 1.41 apart
+    X = centres[np.arange(160) % 8] + 0.05 * rng.normal(size=(160, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)  # L2-normalised, as lam=0.9 expects
     g = kneighbors_graph(X, 6)
-    a = EnergyAgglomerative(n_clusters=8, device="cpu", connectivity=g).fit(X)
-    b = EnergyAgglomerative(n_clusters=8, device="cpu", connectivity=g).fit(
-        torch.as_tensor(X, dtype=torch.float32))
-    # float32 criterion values: relative error ~ 1e-6; the labels on generic
-    # data (no near ties) agree
-    np.testing.assert_array_equal(a.labels_, b.labels_)
+    for kw in (dict(), dict(merge_percent=None, weighted=True, regularizer=None)):
+        a = EnergyAgglomerative(n_clusters=8, device="cpu", connectivity=g, **kw).fit(X)
+        b = EnergyAgglomerative(n_clusters=8, device="cpu", connectivity=g, **kw).fit(
+            torch.as_tensor(X, dtype=torch.float32))
+        np.testing.assert_array_equal(b.labels_, a.labels_)
+        np.testing.assert_array_equal(a.labels_, np.arange(160) % 8)
 
 
 @pytest.mark.parametrize("connectivity, err, match", [
