@@ -54,7 +54,11 @@ def build_graph_rounds(state, recorder, stop):
         best, nn, tied = nearest_neighbours(values, state.u, state.v, k)
         vmin = float(best.min())
         if len(heights) >= q_max and np.count_nonzero(np.asarray(heights) < vmin) >= q_max:
-            break  # every later merge is at least vmin: the first q_max are known
+            # every later merge is at least vmin when merges never lower a
+            # criterion value (a complete graph): the first q_max are known.
+            # On a sparse graph a later merge can come lower; the cut is then
+            # the q_max lowest merges of the rounds run so far (RAC's tree).
+            break
         slots = torch.arange(k, device=values.device)
         has = nn < k
         nn_safe = torch.where(has, nn, slots)
