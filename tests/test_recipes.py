@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from _rerank_reference import k_reciprocal_weights
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import DBSCAN, KMeans
 from torch import nn
@@ -252,6 +253,73 @@ def test_jaccard_distance_matches_the_published_algorithm(k1, k2):
     D32 = jaccard_distance(X.astype(np.float32), k1=k1, k2=k2)
     assert D32.dtype == np.float32
     np.testing.assert_allclose(D32, D32.T, atol=1e-6)
+
+
+@pytest.mark.parametrize("k1, k2", [(5, 3), (8, 1), (30, 6)])
+def test_sparse_jaccard_stores_exactly_the_pairs_below_one(k1, k2):
+    # the brute-force reference: a pair sharing no neighbour has min-sum 0, so
+    # its distance is exactly 1 (the value the sparse matrix leaves out)
+    X = np.random.default_rng(k1 + 10).normal(size=(30, 4))
+    expected = _loop_jaccard(X, k1, k2)
+    S = jaccard_distance(X, k1=k1, k2=k2, sparse=True)
+    assert sparse.isspmatrix_csr(S) and S.has_sorted_indices and S.dtype == np.float64
+    coo = S.tocoo()
+    stored = np.zeros(expected.shape, dtype=bool)
+    stored[coo.row, coo.col] = True
+    np.testing.assert_array_equal(stored, (expected < 1) | np.eye(30, dtype=bool))
+    np.testing.assert_allclose(coo.data, expected[coo.row, coo.col], atol=1e-12)
+    assert np.all(expected[~stored] == 1.0)
+    assert np.all(S.diagonal() == 0.0)
+    S32 = jaccard_distance(X.astype(np.float32), k1=k1, k2=k2, sparse=True)
+    assert S32.dtype == np.float32
+    dense32 = jaccard_distance(X.astype(np.float32), k1=k1, k2=k2)
+    c32 = S32.tocoo()
+    # the same float32 sums in the same order: identical values
+    np.testing.assert_array_equal(c32.data, dense32[c32.row, c32.col])
+
+
+def test_sparse_jaccard_in_small_row_blocks_matches(monkeypatch):
+    # blocks of 7 joined pairs: every block is one row (more pairs than the
+    # budget), the path that must still take whole rows
+    from sklearn_ecluster.metrics import _jaccard, _rerank
+
+    X = np.random.default_rng(5).normal(size=(30, 4))
+    expected = _loop_jaccard(X, 6, 3)
+    for module in (_jaccard, _rerank):
+        monkeypatch.setattr(module, "rows_per_block", lambda *args, **kwargs: 7)
+    coo = jaccard_distance(X, k1=6, k2=3, sparse=True).tocoo()
+    assert coo.nnz == int(((expected < 1) | np.eye(30, dtype=bool)).sum())
+    np.testing.assert_allclose(coo.data, expected[coo.row, coo.col], atol=1e-12)
+
+
+def test_eps_and_dbscan_on_the_sparse_jaccard_equal_the_dense():
+    rng = np.random.default_rng(3)
+    X = np.repeat(rng.normal(size=(12, 8)) * 3, 6, axis=0) + 0.3 * rng.normal(size=(72, 8))
+    D = jaccard_distance(X, k1=8, k2=3)
+    S = jaccard_distance(X, k1=8, k2=3, sparse=True)
+    assert S.nnz < D.size  # some pairs share no neighbour
+    for rho in (1e-3, 0.05, 0.9):  # the last needs pairs that are not stored (at 1)
+        assert eps_from_distances(S, rho) == pytest.approx(eps_from_distances(D, rho),
+                                                           rel=1e-12)
+    dense = AutoEpsDBSCAN(rho=0.05, min_samples=3).fit(D)
+    sparse_fit = AutoEpsDBSCAN(rho=0.05, min_samples=3).fit(S)
+    assert sparse_fit.eps_ == dense.eps_
+    np.testing.assert_array_equal(sparse_fit.labels_, dense.labels_)
+    assert dense.n_clusters_ >= 2
+    reference = DBSCAN(eps=dense.eps_, min_samples=3, metric="precomputed").fit(S)
+    np.testing.assert_array_equal(reference.labels_, dense.labels_)
+    with pytest.raises(ValueError, match="eps=1 >= 1 with a sparse"):
+        AutoEpsDBSCAN(eps=1.0, min_samples=3).fit(S)
+
+
+def test_the_loop_gives_dbscan_the_sparse_jaccard_and_others_the_dense():
+    from sklearn_ecluster.self_training._loop import _takes_sparse_distances
+
+    assert _takes_sparse_distances(AutoEpsDBSCAN())
+    assert _takes_sparse_distances(DBSCAN(eps=0.6, metric="precomputed"))
+    assert not _takes_sparse_distances(DBSCAN(eps=1.5, metric="precomputed"))
+    assert not _takes_sparse_distances(AutoEpsDBSCAN(eps=1.2))
+    assert not _takes_sparse_distances(EnergyAgglomerative(metric="precomputed"))
 
 
 def test_eps_from_distances_and_dbscan_match_brute_force():

@@ -9,14 +9,19 @@ original distance (``lambda = 0``): what SpCL and Cluster-Contrast cluster
 (``k1 = 30``, ``k2 = 6``).
 
 Memory: the distances are computed from the features block by block (never
-an ``N x N`` distance matrix); the result is the one ``N x N`` buffer, filled
-in place, beside ``O(N k1^2)`` for the sparse neighbourhood vectors and
+an ``N x N`` distance matrix); the dense result is the one ``N x N`` buffer,
+filled in place, beside ``O(N k1^2)`` for the sparse neighbourhood vectors and
 temporaries bounded by an eighth of the result (on the CPU; on CUDA the
 expansion step of the re-ranking code sizes its blocks from the free memory).
+The sparse result (``sparse=True``) stores only the pairs that share a
+neighbour (every other pair is at distance exactly 1): it is built by blocks
+of whole rows, joined on the common columns, so nothing of size N x N exists.
 """
 
 from numbers import Integral
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn import config_context, get_config
 
@@ -101,10 +106,11 @@ def _query_expansion_blocks(cols, w, knn, k2, wm):
         "k1": [Interval(Integral, 1, None, closed="left")],
         "k2": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "sparse": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
-def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
+def jaccard_distance(X, *, k1=30, k2=6, device="cpu", sparse=False):
     """The k-reciprocal Jaccard distance matrix among the rows of ``X``.
 
     Parameters
@@ -117,13 +123,24 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
         Neighbours averaged in the local query expansion; 1 turns it off.
     device : str or torch.device, default="cpu"
         Where to compute.
+    sparse : bool, default=False
+        Return a ``scipy.sparse.csr_matrix`` of the pairs that share at
+        least one neighbour (distance below 1), the diagonal stored as
+        explicit zeros; every pair not stored is at distance exactly 1. Its
+        memory is the number of such pairs, not ``n_samples ** 2``: what
+        :class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN` and
+        :class:`~sklearn_ecluster.cluster.EnergyAgglomerative`
+        (``missing_distance=1.0``) take at sizes where a dense matrix does
+        not fit.
 
     Returns
     -------
-    distances : ndarray of shape (n_samples, n_samples)
+    distances : ndarray or csr_matrix of shape (n_samples, n_samples)
         Symmetric, in [0, 1], zero on the diagonal; the floating dtype of
         ``X`` (float32 unless ``X`` is float64). Pass it to a clusterer with
-        ``metric="precomputed"``.
+        ``metric="precomputed"``. Sparse: the stored entries are the same
+        values as the dense matrix's entries below 1 (up to the order of
+        the floating-point sums), each row's columns ascending.
 
     See Also
     --------
@@ -135,7 +152,9 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
     divided by their maximum before the weights ``exp(-d)`` are formed.
     Memory: one ``n_samples x n_samples`` buffer (the result), temporaries
     of at most an eighth of it (and of ``sklearn.get_config()["working_memory"]``)
-    and ``O(n_samples * k1^2)`` for the neighbourhoods.
+    and ``O(n_samples * k1^2)`` for the neighbourhoods. With ``sparse=True``,
+    about 12 bytes per stored pair (int32 column, value, and the blocks'
+    int64 keys while they are made) instead of the dense buffer.
 
     Examples
     --------
@@ -145,6 +164,9 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
     >>> D = jaccard_distance(X, k1=1, k2=1)
     >>> D.shape, float(D[0, 1]) < float(D[0, 2])
     ((4, 4), True)
+    >>> S = jaccard_distance(X, k1=1, k2=1, sparse=True)  # pairs sharing a neighbour
+    >>> S.nnz, bool(np.allclose(S.toarray()[S.toarray() > 0], D[(D > 0) & (D < 1)]))
+    (8, True)
     """
     X = torch.as_tensor(X, device=device)
     if not X.is_floating_point():
@@ -156,13 +178,18 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu"):
     # temporaries (row blocks, joined pairs) within an eighth of the result
     # (and within sklearn's working_memory), so the peak stays near one N x N
     wm = max(16.0, min(float(get_config()["working_memory"]), n * n * itemsize / 8 / 2**20))
-    check_memory(n * n * itemsize + wm * 2**20 + n * 1024 * 8, X.device,
-                 f"jaccard_distance on {n} samples")
+    if not sparse:
+        check_memory(n * n * itemsize + wm * 2**20 + n * 1024 * 8, X.device,
+                     f"jaccard_distance on {n} samples")
     with config_context(working_memory=wm):
-        return to_numpy(_jaccard(X, k1, k2, wm))
+        rows, cols, vals = _neighbourhood_vectors(X, k1, k2, wm)
+        if sparse:
+            return _sparse_distances(rows, cols, vals, n, wm)
+        return to_numpy(_dense_distances(rows, cols, vals, n, wm))
 
 
-def _jaccard(X, k1, k2, wm):
+def _neighbourhood_vectors(X, k1, k2, wm):
+    """The sparse vectors V_i (COO, sorted by row): steps 1-5 of the re-ranking."""
     n = X.shape[0]
     step = rows_per_block(n, 8, X.device, working_memory=wm, n_buffers=4)
     dist = _FeatureDistances(X, step)
@@ -176,15 +203,71 @@ def _jaccard(X, k1, k2, wm):
         used = cols < n
         rows = torch.arange(n, device=X.device)[:, None].expand_as(cols)[used]
         cols, vals = cols[used], w[used]
+    return rows, cols, vals
+
+
+def _dense_distances(rows, cols, vals, n, wm):
+    """The N x N distance tensor, filled in place."""
+    dev = vals.device
     # the set is both the "queries" and the "gallery": each entry is given
     # twice, the second time as a gallery row (index + n)
     # about 12 int64 / float temporaries per joined pair in _jaccard_similarity
-    max_pairs = rows_per_block(1, 96, X.device, working_memory=wm)
+    max_pairs = rows_per_block(1, 96, dev, working_memory=wm)
     S = _jaccard_similarity(torch.cat([rows, rows + n]), torch.cat([cols, cols]),
                             torch.cat([vals, vals]), n, 2 * n, max_pairs)
+    step = rows_per_block(n, 8, dev, working_memory=wm, n_buffers=4)
     # 1 - min / max = 1 - S / (2 - S), by row blocks: no second N x N temporary
     for r0 in range(0, n, step):
         block = S[r0:r0 + step]
         block.copy_((2.0 - block).reciprocal_().mul_(block).neg_().add_(1.0).clamp_(min=0.0))
     S.fill_diagonal_(0.0)
     return S
+
+
+def _sparse_distances(rows, cols, vals, n, wm):
+    """The pairs with a common neighbour, as a CSR matrix: joined by blocks of rows.
+
+    S[i, j] = sum_l min(V_il, V_jl) over the columns l the two vectors share
+    (the inverted index of the paper, as in the dense join); a block holds
+    whole rows, so the sums of its pairs are complete when its keys are
+    reduced.
+    """
+    dev = vals.device
+    g_cols, order = torch.sort(cols, stable=True)  # entries grouped by column
+    g_rows, g_vals = rows[order], vals[order]
+    count = torch.bincount(g_cols, minlength=n)
+    start = count.cumsum(0) - count
+    pairs = count[cols]  # joined pairs of each entry (rows are sorted)
+    ends = pairs.cumsum(0)
+    row_end = torch.searchsorted(rows, torch.arange(1, n + 1, device=dev))  # CSR of V
+    max_pairs = rows_per_block(1, 96, dev, working_memory=wm)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    out_cols, out_vals = [], []
+    e0, r0 = 0, 0
+    while r0 < n:
+        # whole rows r0..r1-1 whose joined pairs fit in max_pairs (at least one row)
+        base = int(ends[e0 - 1]) if e0 else 0
+        e_fit = int(torch.searchsorted(ends, base + max_pairs, right=True))
+        r1 = int(torch.searchsorted(row_end, e_fit, right=True))
+        r1 = max(r1, r0 + 1)
+        e1 = int(row_end[r1 - 1])
+        p = pairs[e0:e1]
+        owner = torch.repeat_interleave(torch.arange(e0, e1, device=dev), p)
+        first = ends[owner] - pairs[owner]
+        g = start[cols[owner]] + torch.arange(base, base + owner.shape[0], device=dev) - first
+        key, inverse = torch.unique((rows[owner] - r0) * n + g_rows[g], sorted=True,
+                                    return_inverse=True)
+        S = torch.zeros(key.shape[0], dtype=vals.dtype, device=dev)
+        S.index_add_(0, inverse, torch.minimum(vals[owner], g_vals[g]))
+        i, j = torch.div(key, n, rounding_mode="floor") + r0, key % n
+        # 1 - min / max = 1 - S / (2 - S); zero on the diagonal
+        d = (2.0 - S).reciprocal_().mul_(S).neg_().add_(1.0).clamp_(min=0.0)
+        d[i == j] = 0.0
+        indptr[r0 + 1:r1 + 1] = torch.bincount(i - r0, minlength=r1 - r0).cpu().numpy()
+        out_cols.append(j.to(torch.int32).cpu().numpy())
+        out_vals.append(d.cpu().numpy())
+        e0, r0 = e1, r1
+    np.cumsum(indptr, out=indptr)
+    data = np.concatenate(out_vals) if out_vals else np.zeros(0, dtype=np.float32)
+    indices = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int32)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))

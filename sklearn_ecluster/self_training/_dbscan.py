@@ -36,9 +36,15 @@ def eps_from_distances(D, rho=1.6e-3):
     >>> eps_from_distances(D, rho=2 / 3)  # the two smallest of 1, 4, 2
     1.5
     """
-    D = np.asarray(D)
     n = D.shape[0]
     t = max(1, int(round(rho * n * (n - 1) / 2)))
+    if sparse.issparse(D):
+        coo = D.tocoo()
+        upper = coo.data[coo.col > coo.row].astype(np.float64)
+        if len(upper) >= t:
+            return float(np.partition(upper, t - 1)[:t].mean())
+        return float((upper.sum() + (t - len(upper)) * 1.0) / t)  # the rest at 1
+    D = np.asarray(D)
     best = np.empty(0, dtype=np.float64)
     step = max(1, (1 << 20) // max(n, 1))
     for r0 in range(0, n - 1, step):
@@ -53,6 +59,12 @@ def eps_from_distances(D, rho=1.6e-3):
 def _radius_graph(D, eps):
     """CSR matrix of the entries ``D[i, j] <= eps`` (explicit zeros kept), by row blocks."""
     n = D.shape[0]
+    if sparse.issparse(D):
+        D = D.tocsr()
+        keep = D.data <= eps
+        row = np.repeat(np.arange(n), np.diff(D.indptr))[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n))])
+        return sparse.csr_matrix((D.data[keep], D.indices[keep], indptr), shape=(n, n))
     step = max(1, (1 << 22) // max(n, 1))
     rows, cols, vals = [], [], []
     for r0 in range(0, n, step):
@@ -85,7 +97,10 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         DBSCAN's ``min_samples`` (Cluster-Contrast: 4).
     metric : {"precomputed", "euclidean"}, default="precomputed"
         ``"precomputed"``: ``fit`` gets a distance matrix (the Jaccard
-        distance of the recipe).
+        distance of the recipe), dense or sparse. A sparse matrix
+        (:func:`~sklearn_ecluster.metrics.jaccard_distance` with
+        ``sparse=True``) stores the pairs below distance 1; the others are
+        at distance 1 and so are never within a radius ``eps < 1``.
 
     Attributes
     ----------
@@ -125,8 +140,10 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_samples) or (n_samples, n_features)
-            Distances (``metric="precomputed"``) or features.
+        X : {array-like, sparse matrix} of shape (n_samples, n_samples) or \
+(n_samples, n_features)
+            Distances (``metric="precomputed"``; sparse: the pairs not
+            stored are at distance 1) or features.
         y : None
             Ignored.
 
@@ -134,7 +151,8 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         -------
         self : AutoEpsDBSCAN
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=[np.float64, np.float32],
+                          accept_sparse="csr" if self.metric == "precomputed" else False)
         if self.metric == "precomputed":
             if X.ndim != 2 or X.shape[0] != X.shape[1]:
                 raise ValueError(f"metric='precomputed' needs a square distance matrix, "
@@ -145,6 +163,11 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         self.eps_ = float(self.eps) if self.eps is not None else eps_from_distances(D, self.rho)
         if not self.eps_ > 0:
             self.eps_ = float(np.finfo(np.float32).eps)  # all closest pairs at distance 0
+        if sparse.issparse(D) and self.eps_ >= 1.0:
+            raise ValueError(
+                f"eps={self.eps_:.4g} >= 1 with a sparse distance matrix: its pairs not "
+                "stored are at distance 1 and would all be neighbours. Use eps < 1 or "
+                "a dense X.")
         model = DBSCAN(eps=self.eps_, min_samples=self.min_samples, metric="precomputed")
         # DBSCAN gets the sparse graph of the pairs within eps (the same
         # neighbourhoods): no second N x N array, whatever its internals do

@@ -209,8 +209,12 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         The distance that is clustered. ``"euclidean"``: the features
         themselves. ``"jaccard"``: the k-reciprocal Jaccard distance
         (:func:`~sklearn_ecluster.metrics.jaccard_distance`, ``k1=30``,
-        ``k2=6``; one ``N x N`` float32 buffer), given to a clusterer with
-        ``metric="precomputed"``.
+        ``k2=6``), given to a clusterer with ``metric="precomputed"``: to
+        DBSCAN (scikit-learn's with ``eps < 1`` or
+        :class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`) as the
+        sparse matrix of the pairs that share a neighbour (the others are at
+        distance 1, never within its radius), to any other clusterer as the
+        dense ``N x N`` matrix.
     camera_aware : bool, default=False
         Centre the features per camera before they are clustered (the means
         of each camera's unlabelled training images;
@@ -645,7 +649,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         model = clone(clusterer)
         data = features
         if self.cluster_distance == "jaccard":
-            data = jaccard_distance(features, k1=30, k2=6)
+            data = jaccard_distance(features, k1=30, k2=6,
+                                    sparse=_takes_sparse_distances(model))
         if self.label_update == "merge" and labels is not None:
             model.set_params(n_clusters=int(labels.max()) + 1 - m)
             if model.get_params(deep=False).get("merge_percent") is not None:
@@ -704,6 +709,23 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.non_deterministic = True
         return tags
+
+
+def _takes_sparse_distances(clusterer):
+    """Whether ``clusterer`` reads a sparse Jaccard matrix as the dense one.
+
+    DBSCAN only looks at pairs within its radius: with ``eps < 1`` the pairs
+    the sparse matrix leaves out (distance 1) are never among them, so it
+    gets the same neighbourhoods from the pairs that share a neighbour, at
+    their number instead of ``N x N``. Other clusterers get the dense matrix.
+    """
+    from sklearn.cluster import DBSCAN
+
+    from ._dbscan import AutoEpsDBSCAN
+
+    if isinstance(clusterer, AutoEpsDBSCAN):
+        return clusterer.eps is None or clusterer.eps < 1.0
+    return isinstance(clusterer, DBSCAN) and clusterer.eps < 1.0
 
 
 def _format_record(record):
