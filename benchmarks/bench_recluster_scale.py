@@ -11,8 +11,11 @@ Phases (each through ``SelfTrainingReID._cluster`` of the recipe's own loop
 object, i.e. the code a round runs, except ``jaccard`` which calls
 ``jaccard_distance(features, k1=30, k2=6)`` as ``_cluster`` does):
 
-- ``jaccard``: the k-reciprocal Jaccard distance alone;
-- ``jaccard_dbscan``: ``contrastive_dbscan`` (Jaccard + ``AutoEpsDBSCAN``);
+- ``jaccard``: the k-reciprocal Jaccard distance alone (the dense matrix);
+- ``jaccard_sparse``: the same as a sparse matrix of the pairs sharing a
+  neighbour (``sparse=True``, what the loop gives DBSCAN);
+- ``jaccard_dbscan``: ``contrastive_dbscan`` (the sparse Jaccard +
+  ``AutoEpsDBSCAN``);
 - ``jaccard_energy``: ``contrastive_energy`` with ``cluster_distance="jaccard"``
   (Jaccard + the standalone energy clustering on the precomputed distance);
 - ``euclidean_energy``: ``contrastive_energy`` as it is (Euclidean, no Jaccard);
@@ -52,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("jaccard", "jaccard_dbscan", "jaccard_energy", "euclidean_energy",
+PHASES = ("jaccard", "jaccard_sparse", "jaccard_dbscan", "jaccard_energy", "euclidean_energy",
           "graph_energy")
 
 
@@ -94,9 +97,12 @@ def run_phase(phase, X):
     from sklearn_ecluster.metrics import jaccard_distance
     from sklearn_ecluster.self_training import make_recipe
 
-    if phase == "jaccard":
-        D = jaccard_distance(X, k1=30, k2=6)
-        return None, {"dtype": str(D.dtype)}
+    if phase in ("jaccard", "jaccard_sparse"):
+        D = jaccard_distance(X, k1=30, k2=6, sparse=phase == "jaccard_sparse")
+        extra = {"dtype": str(D.dtype)}
+        if phase == "jaccard_sparse":
+            extra["stored_pairs_per_row"] = D.nnz / D.shape[0]
+        return None, extra
     if phase == "jaccard_dbscan":
         loop = make_recipe("contrastive_dbscan")
     elif phase == "jaccard_energy":
@@ -198,10 +204,14 @@ def main(argv=None):
         w.writeheader()
         w.writerows(rows)
     print(f"\nN = {args.n}, d = {args.dim}: one N x N float32 buffer = {buffer / 1e9:.2f} GB")
-    print(f"{'phase':17s} {'seconds':>8s} {'peak (N x N)':>13s} {'clusters':>9s} {'outliers':>9s}")
+    print(f"{'phase':17s} {'seconds':>8s} {'peak (N x N)':>13s} {'clusters':>9s} "
+          f"{'outliers':>9s} {'ARI':>6s}")
     for r in rows:
+        ari = f"{r['ari']:.3f}" if "ari" in r else "-"
         print(f"{r['phase']:17s} {r['seconds']:8.1f} {r['peak_nxn_buffers']:13.2f} "
-              f"{r.get('n_clusters', '-'):>9} {r.get('n_outliers', '-'):>9}")
+              f"{r.get('n_clusters', '-'):>9} {r.get('n_outliers', '-'):>9} {ari:>6s}")
+        if "stored_pairs_per_row" in r:
+            print(f"{'':17s} stored pairs per row {r['stored_pairs_per_row']:.0f}")
     print(f"written: {stem}.json, {stem}.csv")
 
 

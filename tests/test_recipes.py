@@ -312,6 +312,26 @@ def test_eps_and_dbscan_on_the_sparse_jaccard_equal_the_dense():
         AutoEpsDBSCAN(eps=1.0, min_samples=3).fit(S)
 
 
+def test_sparse_eps_and_radius_graph_by_small_row_blocks_match(monkeypatch):
+    import functools
+
+    from sklearn_ecluster.self_training import _dbscan
+
+    rng = np.random.default_rng(4)
+    X = np.repeat(rng.normal(size=(10, 6)) * 3, 5, axis=0) + 0.3 * rng.normal(size=(50, 6))
+    S = jaccard_distance(X, k1=6, k2=3, sparse=True)
+    whole_eps = eps_from_distances(S, 0.05)
+    whole = _dbscan._radius_graph(S, whole_eps)
+    original = _dbscan._sparse_rows
+    monkeypatch.setattr(_dbscan, "_sparse_rows",
+                        functools.partial(original, step_entries=7))  # a row or two a block
+    assert eps_from_distances(S, 0.05) == whole_eps
+    blocked = _dbscan._radius_graph(S, whole_eps)
+    assert (blocked != whole).nnz == 0 and blocked.nnz == whole.nnz
+    dense = jaccard_distance(X, k1=6, k2=3)
+    np.testing.assert_array_equal(blocked.toarray() > 0, (dense <= whole_eps) & (dense > 0))
+
+
 def test_the_loop_gives_dbscan_the_sparse_jaccard_and_others_the_dense():
     from sklearn_ecluster.self_training._loop import _takes_sparse_distances
 

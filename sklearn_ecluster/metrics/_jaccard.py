@@ -153,8 +153,10 @@ def jaccard_distance(X, *, k1=30, k2=6, device="cpu", sparse=False):
     Memory: one ``n_samples x n_samples`` buffer (the result), temporaries
     of at most an eighth of it (and of ``sklearn.get_config()["working_memory"]``)
     and ``O(n_samples * k1^2)`` for the neighbourhoods. With ``sparse=True``,
-    about 12 bytes per stored pair (int32 column, value, and the blocks'
-    int64 keys while they are made) instead of the dense buffer.
+    8 bytes per stored pair (an int32 column and a float32 value) and
+    temporaries of at most an eighth of the dense buffer, instead of the
+    dense buffer; the join of the neighbourhood vectors runs twice (a count,
+    then the values).
 
     Examples
     --------
@@ -230,8 +232,28 @@ def _sparse_distances(rows, cols, vals, n, wm):
     S[i, j] = sum_l min(V_il, V_jl) over the columns l the two vectors share
     (the inverted index of the paper, as in the dense join); a block holds
     whole rows, so the sums of its pairs are complete when its keys are
-    reduced.
+    reduced. Two passes over the blocks: the first counts each row's pairs,
+    so the second writes into the final arrays (no growing list of blocks
+    to concatenate: that would hold the result twice).
     """
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for r0, r1, i, _, _ in _joined_blocks(rows, cols, vals, n, wm):
+        indptr[r0 + 1:r1 + 1] = torch.bincount(i - r0, minlength=r1 - r0).cpu().numpy()
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=torch.empty((), dtype=vals.dtype).numpy().dtype)
+    for r0, r1, i, j, S in _joined_blocks(rows, cols, vals, n, wm):
+        # 1 - min / max = 1 - S / (2 - S); zero on the diagonal
+        d = (2.0 - S).reciprocal_().mul_(S).neg_().add_(1.0).clamp_(min=0.0)
+        d[i == j] = 0.0
+        e0, e1 = indptr[r0], indptr[r1]
+        indices[e0:e1] = j.to(torch.int32).cpu().numpy()
+        data[e0:e1] = d.cpu().numpy()
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+def _joined_blocks(rows, cols, vals, n, wm):
+    """Blocks of whole rows ``r0:r1`` of S: ``(r0, r1, i, j, S_ij)``, sorted by (i, j)."""
     dev = vals.device
     g_cols, order = torch.sort(cols, stable=True)  # entries grouped by column
     g_rows, g_vals = rows[order], vals[order]
@@ -240,34 +262,22 @@ def _sparse_distances(rows, cols, vals, n, wm):
     pairs = count[cols]  # joined pairs of each entry (rows are sorted)
     ends = pairs.cumsum(0)
     row_end = torch.searchsorted(rows, torch.arange(1, n + 1, device=dev))  # CSR of V
+    # about 12 int64 / float temporaries per joined pair, as the dense join
     max_pairs = rows_per_block(1, 96, dev, working_memory=wm)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    out_cols, out_vals = [], []
     e0, r0 = 0, 0
     while r0 < n:
         # whole rows r0..r1-1 whose joined pairs fit in max_pairs (at least one row)
         base = int(ends[e0 - 1]) if e0 else 0
         e_fit = int(torch.searchsorted(ends, base + max_pairs, right=True))
-        r1 = int(torch.searchsorted(row_end, e_fit, right=True))
-        r1 = max(r1, r0 + 1)
+        r1 = max(int(torch.searchsorted(row_end, e_fit, right=True)), r0 + 1)
         e1 = int(row_end[r1 - 1])
-        p = pairs[e0:e1]
-        owner = torch.repeat_interleave(torch.arange(e0, e1, device=dev), p)
+        owner = torch.repeat_interleave(torch.arange(e0, e1, device=dev), pairs[e0:e1])
         first = ends[owner] - pairs[owner]
         g = start[cols[owner]] + torch.arange(base, base + owner.shape[0], device=dev) - first
         key, inverse = torch.unique((rows[owner] - r0) * n + g_rows[g], sorted=True,
                                     return_inverse=True)
         S = torch.zeros(key.shape[0], dtype=vals.dtype, device=dev)
         S.index_add_(0, inverse, torch.minimum(vals[owner], g_vals[g]))
-        i, j = torch.div(key, n, rounding_mode="floor") + r0, key % n
-        # 1 - min / max = 1 - S / (2 - S); zero on the diagonal
-        d = (2.0 - S).reciprocal_().mul_(S).neg_().add_(1.0).clamp_(min=0.0)
-        d[i == j] = 0.0
-        indptr[r0 + 1:r1 + 1] = torch.bincount(i - r0, minlength=r1 - r0).cpu().numpy()
-        out_cols.append(j.to(torch.int32).cpu().numpy())
-        out_vals.append(d.cpu().numpy())
+        del owner, first, g, inverse
+        yield r0, r1, torch.div(key, n, rounding_mode="floor") + r0, key % n, S
         e0, r0 = e1, r1
-    np.cumsum(indptr, out=indptr)
-    data = np.concatenate(out_vals) if out_vals else np.zeros(0, dtype=np.float32)
-    indices = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int32)
-    return sp.csr_matrix((data, indices, indptr), shape=(n, n))

@@ -39,11 +39,7 @@ def eps_from_distances(D, rho=1.6e-3):
     n = D.shape[0]
     t = max(1, int(round(rho * n * (n - 1) / 2)))
     if sparse.issparse(D):
-        coo = D.tocoo()
-        upper = coo.data[coo.col > coo.row].astype(np.float64)
-        if len(upper) >= t:
-            return float(np.partition(upper, t - 1)[:t].mean())
-        return float((upper.sum() + (t - len(upper)) * 1.0) / t)  # the rest at 1
+        return _sparse_eps(D.tocsr(), t)
     D = np.asarray(D)
     best = np.empty(0, dtype=np.float64)
     step = max(1, (1 << 20) // max(n, 1))
@@ -56,15 +52,47 @@ def eps_from_distances(D, rho=1.6e-3):
     return float(best.mean())
 
 
+def _sparse_rows(D, step_entries=1 << 22):
+    """Blocks of whole rows of a CSR matrix: ``(r0, r1, rows, cols, vals)``, bounded size."""
+    n = D.shape[0]
+    r0 = 0
+    while r0 < n:
+        r1 = int(np.searchsorted(D.indptr, D.indptr[r0] + step_entries, side="right")) - 1
+        r1 = min(n, max(r1, r0 + 1))
+        e0, e1 = D.indptr[r0], D.indptr[r1]
+        rows = np.repeat(np.arange(r0, r1, dtype=np.int32), np.diff(D.indptr[r0:r1 + 1]))
+        yield r0, r1, rows, D.indices[e0:e1], D.data[e0:e1]
+        r0 = r1
+
+
+def _sparse_eps(D, t):
+    """:func:`eps_from_distances` of a sparse matrix (pairs not stored at 1), by row blocks."""
+    best = np.empty(0, dtype=np.float64)
+    n_upper = 0
+    for _, _, rows, cols, vals in _sparse_rows(D):
+        upper = vals[cols > rows].astype(np.float64)
+        n_upper += len(upper)
+        candidates = np.concatenate([best, upper])
+        best = np.partition(candidates, t - 1)[:t] if len(candidates) > t else candidates
+    if n_upper >= t:
+        return float(best.mean())
+    return float((best.sum() + (t - n_upper) * 1.0) / t)  # the rest at distance 1
+
+
 def _radius_graph(D, eps):
     """CSR matrix of the entries ``D[i, j] <= eps`` (explicit zeros kept), by row blocks."""
     n = D.shape[0]
     if sparse.issparse(D):
         D = D.tocsr()
-        keep = D.data <= eps
-        row = np.repeat(np.arange(n), np.diff(D.indptr))[keep]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n))])
-        return sparse.csr_matrix((D.data[keep], D.indices[keep], indptr), shape=(n, n))
+        counts, cols, vals = np.zeros(n, dtype=np.int64), [], []
+        for r0, r1, rows, c, v in _sparse_rows(D):
+            keep = v <= eps
+            counts[r0:r1] = np.bincount(rows[keep] - r0, minlength=r1 - r0)
+            cols.append(c[keep])
+            vals.append(v[keep])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return sparse.csr_matrix((np.concatenate(vals), np.concatenate(cols), indptr),
+                                 shape=(n, n))
     step = max(1, (1 << 22) // max(n, 1))
     rows, cols, vals = [], [], []
     for r0 in range(0, n, step):
