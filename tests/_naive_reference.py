@@ -229,8 +229,13 @@ def naive_agglomerate(
     X = np.asarray(X, dtype=np.float64)
     n = len(X)
     metric = resolve_metric(metric, linkage)
-    Dm = sample_distances(X, metric)
-    Dsq = sample_distances(X, "sqeuclidean")
+    if metric == "precomputed":  # X is the distance matrix (no features: no SSD)
+        Dm = (X + X.T) / 2
+        np.fill_diagonal(Dm, 0.0)
+        Dsq = np.zeros_like(Dm)  # only the SSD / dispersion regularisers read it
+    else:
+        Dm = sample_distances(X, metric)
+        Dsq = sample_distances(X, "sqeuclidean")
     leaf = (
         np.arange(n) if init_labels is None else relabel_first_occurrence(init_labels)
     )

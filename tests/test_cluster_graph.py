@@ -236,10 +236,12 @@ def test_bad_connectivity(connectivity, err, match):
         EnergyAgglomerative(n_clusters=2, device="cpu", connectivity=connectivity).fit(X)
 
 
-def test_precomputed_metric_is_refused_in_graph_mode():
+def test_dense_precomputed_metric_is_refused_in_graph_mode():
+    # the graph mode holds no N x N matrix: a precomputed distance must be
+    # sparse there (tests/test_sparse_precomputed.py)
     X = _unit_rows(20, 3, 13)
     D = sample_distances(X, "euclidean")
-    with pytest.raises(ValueError, match="precomputed' cannot be used with connectivity"):
+    with pytest.raises(ValueError, match="precomputed' with connectivity needs a sparse X"):
         EnergyAgglomerative(n_clusters=2, metric="precomputed", regularizer=None,
                             device="cpu", connectivity=_complete(20)).fit(D)
 

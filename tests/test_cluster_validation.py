@@ -265,7 +265,12 @@ def test_ties_follow_the_lowest_index_pair_rule(params, merge_percent):
         ref = naive_agglomerate(X, **full)
         model = EnergyAgglomerative(device="cpu", **full).fit(X)
         np.testing.assert_array_equal(model.children_, ref["children"])
-        np.testing.assert_array_equal(model.distances_, ref["distances"])
+        # tied values are computed by the same kernel, so they stay bit-identical
+        # and the order is exact; the values themselves may differ from NumPy's
+        # by an ulp: torch's float64 sqrt is not correctly rounded on every CPU
+        # (sqrt(2) one ulp low on some Xeons), NumPy's is
+        np.testing.assert_allclose(model.distances_, ref["distances"],
+                                   rtol=2 * np.finfo(np.float64).eps, atol=0)
         for k in (2, 3):
             part = dict(full, n_clusters=k)
             np.testing.assert_array_equal(

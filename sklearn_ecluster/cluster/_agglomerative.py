@@ -123,11 +123,13 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         ``"ssd"``: SSD(A) + SSD(B) (paper); ``"ssd_merged"``: SSD(A u B);
         ``"size"``: ``|A| + |B|`` (BUC); ``"dispersion"``: mean within-cluster
         squared distance of A plus that of B (DBC); None: no regulariser.
-    metric : {"auto", "euclidean", "sqeuclidean"}, default="auto"
+    metric : {"auto", "euclidean", "sqeuclidean", "precomputed"}, default="auto"
         Sample distance. ``"auto"``: Euclidean for the energy linkage, squared
         Euclidean for single/average (as BUC and DBC define them). The energy
         linkage refuses squared distances (it would reduce to a centroid
-        distance).
+        distance). ``"precomputed"``: X is a distance matrix, symmetrised as
+        ``(X + X.T) / 2``; dense, or sparse with ``missing_distance`` (the
+        graph mode, below).
     weighted : bool, default=False
         Multiply the energy distance by ``n m / (n + m)`` (Szekely & Rizzo
         2005). Unregularised and exact, this is R's ``energy::energy.hclust``,
@@ -156,7 +158,19 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         edges. Every linkage, regulariser, schedule and the exact mode work;
         see the :doc:`graph mode guide </user_guide/graph_mode>`. With
         several connected components, merging stops when no edge is left
-        (a ``UserWarning`` when that is above ``n_clusters``).
+        (a ``UserWarning`` when that is above ``n_clusters``). With a sparse
+        precomputed X: None takes its stored pairs as the graph, an int k
+        the k nearest stored pairs of each sample.
+    missing_distance : float, default=None
+        With ``metric="precomputed"`` and a sparse X: the distance of every
+        pair X does not store (1.0 for
+        :func:`~sklearn_ecluster.metrics.jaccard_distance` with
+        ``sparse=True``, where it is exact: samples without a common
+        neighbour are at Jaccard distance 1). The fit is then in the graph
+        mode: the criterion of a candidate pair stays exact (its cross sum
+        is ``missing_distance |A| |B|`` corrected by the stored pairs of
+        A x B), and memory is the stored pairs, not ``n_samples ** 2``. Its
+        pattern must be symmetric. Ignored otherwise.
     device : str or torch.device, default="auto"
         ``"auto"`` follows a tensor input, else CUDA when available, else CPU.
     working_memory : float, default=None
@@ -280,6 +294,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         distance_threshold=None,
         max_steps=None,
         connectivity=None,
+        missing_distance=None,
         device="auto",
         working_memory=None,
         verbose=0,
@@ -295,6 +310,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         self.distance_threshold = distance_threshold
         self.max_steps = max_steps
         self.connectivity = connectivity
+        self.missing_distance = missing_distance
         self.device = device
         self.working_memory = working_memory
         self.verbose = verbose
@@ -305,8 +321,10 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor of shape (n_samples, n_features)
+        X : array-like, sparse matrix or torch.Tensor of shape (n_samples, n_features)
             Samples; a tensor stays on its device when ``device="auto"``.
+            With ``metric="precomputed"``: distances (n_samples, n_samples),
+            dense or sparse (see ``missing_distance``).
         y : Ignored
         init_labels : array-like of shape (n_samples,), default=None
             Start from these clusters instead of singletons (any integers;
@@ -329,7 +347,8 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
                 del self.feature_names_in_
         else:
             X = validate_data(
-                self, X, ensure_min_samples=2, dtype=[np.float64, np.float32]
+                self, X, ensure_min_samples=2, dtype=[np.float64, np.float32],
+                accept_sparse="csr" if self.metric == "precomputed" else False,
             )
         self.device_ = get_device(self.device, X)
         tree = energy_linkage_tree(
@@ -346,6 +365,7 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
             max_steps=self.max_steps,
             init_labels=init_labels,
             connectivity=self.connectivity,
+            missing_distance=self.missing_distance,
             device=self.device_,
             working_memory=self.working_memory,
             verbose=self.verbose,

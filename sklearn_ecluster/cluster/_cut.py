@@ -28,17 +28,29 @@ def silhouette_scores(X, labelings, metric, working_memory=None):
     ks = [int(lab.max()) + 1 for lab in labs]
     counts = [torch.bincount(lab, minlength=k).to(X.dtype) for lab, k in zip(labs, ks, strict=False)]
     totals = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in labs]
-    step = rows_per_block(n + max(ks), X.element_size(), X.device, working_memory,
-                          n_buffers=3)
+    stored = hasattr(X, "row_entries")  # a sparse precomputed source
+    itemsize = torch.empty((), dtype=X.dtype).element_size()
+    step = rows_per_block((0 if stored else n) + max(ks), itemsize, X.device,
+                          working_memory, n_buffers=3)
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
-        d = distance_rows(X, r0, r1, metric, working_memory=working_memory)
+        if stored:
+            i, j, delta = X.row_entries(r0, r1)
+        else:
+            d = distance_rows(X, r0, r1, metric, working_memory=working_memory)
         rows = torch.arange(r1 - r0, device=X.device)
         for c, (lab, k, cnt) in enumerate(zip(labs, ks, counts, strict=False)):
             if k < 2 or k > n - 1:
                 continue
-            sums = torch.zeros((r1 - r0, k), dtype=X.dtype, device=X.device)
-            sums.index_add_(1, lab, d)
+            if stored:
+                # every pair at the missing distance, corrected by the stored
+                # ones and by the sample itself (distance 0, not missing)
+                sums = (X.missing * cnt).expand(r1 - r0, k).clone()
+                sums.index_put_((i, lab[j]), delta, accumulate=True)
+                sums[rows, lab[r0:r1]] -= X.missing
+            else:
+                sums = torch.zeros((r1 - r0, k), dtype=X.dtype, device=X.device)
+                sums.index_add_(1, lab, d)
             own = lab[r0:r1]
             own_cnt = cnt[own]
             a = sums[rows, own] / (own_cnt - 1).clamp(min=1)
@@ -79,6 +91,8 @@ def choose_cut(X, children, leaf_labels, n_leaves, metric, *, n_grid=24, n_refin
         sub = np.sort(rng.choice(X.shape[0], size=sample_size, replace=False))
         if torch.is_tensor(X):
             X_sub = X[torch.as_tensor(sub, device=X.device)]
+        elif hasattr(X, "take"):  # a sparse precomputed source
+            X_sub = X.take(sub)
         else:  # a Dask array: only the subsample comes to the client
             X_sub = torch.as_tensor(np.asarray(X[sub].compute()))
     n = X.shape[0]

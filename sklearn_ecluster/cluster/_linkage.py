@@ -12,10 +12,13 @@ One engine per mode, each in its own module, all writing to one
   spanning tree (the reducible engine when tree weights tie);
 - ``"exact_cached"`` (:mod:`._engine_exact`): the exact greedy tree of any
   criterion with a nearest-neighbour cache;
-- the graph mode (``connectivity`` given; :mod:`._graph_state`): the same three
-  modes on the edges of a candidate graph, with no N x N object:
-  ``"graph_batched"`` (:mod:`._engine_graph_batched`), ``"graph_reducible"``
-  and ``"graph_greedy"`` (:mod:`._engine_graph_exact`).
+- the graph mode (``connectivity`` given, or a sparse precomputed X;
+  :mod:`._graph_state`): the same three modes on the edges of a candidate
+  graph, with no N x N object: ``"graph_batched"``
+  (:mod:`._engine_graph_batched`), ``"graph_reducible"`` and
+  ``"graph_greedy"`` (:mod:`._engine_graph_exact`). Its sample distances
+  come from a source: the features (:mod:`._sample_distances`, :mod:`._dask`)
+  or a sparse precomputed matrix (:mod:`._sparse_distances`).
 
 The automatic choice of the number of clusters is separate (:mod:`._cut`), as
 in scikit-learn's ``_TREE_BUILDERS`` / ``_hc_cut`` split.
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn import get_config
 
@@ -45,6 +49,7 @@ from ._engine_reducible import build_exact_reducible
 from ._graph_state import GraphState
 from ._recorder import MergeRecorder
 from ._sample_distances import TensorSampleDistances
+from ._sparse_distances import SparsePrecomputedDistances
 from ._state import ClusterState
 from ._tree import labels_at_cuts, relabel_by_first_occurrence
 
@@ -120,6 +125,7 @@ PARAMETER_CONSTRAINTS = {
     "working_memory": [Interval(Real, 0, None, closed="neither"), None],
     "verbose": ["verbose"],
     "connectivity": ["array-like", "sparse matrix", callable, Integral, None],
+    "missing_distance": [Interval(Real, 0, None, closed="left"), None],
 }
 
 
@@ -218,7 +224,8 @@ def _block_budget(working_memory, n, itemsize):
 
 
 @validate_params(
-    {"X": ["array-like", torch.Tensor], "init_labels": ["array-like", torch.Tensor, None],
+    {"X": ["array-like", "sparse matrix", torch.Tensor],
+     "init_labels": ["array-like", torch.Tensor, None],
      **PARAMETER_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
@@ -237,6 +244,7 @@ def energy_linkage_tree(
     max_steps=None,
     init_labels=None,
     connectivity=None,
+    missing_distance=None,
     device="auto",
     working_memory=None,
     verbose=0,
@@ -264,7 +272,15 @@ def energy_linkage_tree(
            [2, 3]])
     """
     on_dask = is_dask_array(X)
-    if on_dask:
+    sparse_distances = metric == "precomputed" and sp.issparse(X)
+    if sparse_distances:
+        _check_sparse_precomputed(X, missing_distance)
+        dev = get_device(device, None)
+        dtype = torch.float64 if X.dtype == np.float64 and dev.type == "cpu" \
+            else torch.float32
+        Xt = SparsePrecomputedDistances(X, missing_distance, dtype, dev)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+    elif on_dask:
         if connectivity is None:
             raise ValueError(
                 "A Dask array X needs the graph mode (connectivity=...): the dense "
@@ -310,7 +326,7 @@ def energy_linkage_tree(
                     distance_threshold=distance_threshold)
     t_start = time.perf_counter()
     leaf_t = torch.as_tensor(leaf_labels, device=dev)
-    graph = connectivity is not None
+    graph = connectivity is not None or sparse_distances
     engine = select_engine(merge_percent, criterion, graph)
     if auto_cut and engine not in ("exact_reducible", "exact_mst", "graph_reducible"):
         # no stopping rule: the hierarchy cut is the standalone one (see
@@ -320,15 +336,19 @@ def energy_linkage_tree(
         engine = select_engine(None, criterion, graph)
         if metric == "sqeuclidean":
             metric = "euclidean"
-    _check_precomputed(Xt, metric, criterion, graph)
+    _check_precomputed(Xt, metric, criterion, graph and not sparse_distances)
     schedule = dict(merge_percent=merge_percent, merge_schedule=merge_schedule,
                     n_samples=n)
-    if graph:
+    if sparse_distances:
+        source = Xt
+        edges = _sparse_graph(source, connectivity, X)
+    elif graph:
         edges = resolve_connectivity(connectivity, X if not isinstance(X, torch.Tensor)
                                      else Xt, n, metric=metric, device=dev,
                                      working_memory=working_memory)
         source = (DaskSampleDistances if on_dask else TensorSampleDistances)(
             Xt, metric, working_memory)
+    if graph:
         children, distances, recorder = _build_graph(
             source, edges, leaf_labels, k0, criterion, engine, stop, verbose=verbose,
             schedule=schedule, warn_components=n_clusters is not None,
@@ -401,14 +421,43 @@ def _build_graph(source, edges, leaf_labels, k0, criterion, engine, stop, *, ver
     return children, distances, recorder
 
 
+def _check_sparse_precomputed(X, missing_distance):
+    if X.shape[0] != X.shape[1]:
+        raise ValueError(
+            f"metric='precomputed' needs a square distance matrix, got X of shape "
+            f"{tuple(X.shape)}."
+        )
+    if missing_distance is None:
+        raise ValueError(
+            "A sparse precomputed X needs missing_distance: the distance of the pairs it "
+            "does not store (1.0 for jaccard_distance(..., sparse=True)). The energy "
+            "criterion sums the distances of all sample pairs, stored or not."
+        )
+
+
+def _sparse_graph(source, connectivity, X):
+    """The candidate graph of a sparse precomputed X: its stored pairs, or a subgraph."""
+    if connectivity is None:
+        return source.support_edges()
+    if isinstance(connectivity, Integral) and not isinstance(connectivity, bool):
+        k = int(connectivity)
+        if not 1 <= k < source.n_samples:
+            raise ValueError(f"connectivity={k} (neighbours per sample) must be in "
+                             f"[1, n_samples - 1] = [1, {source.n_samples - 1}].")
+        # the k nearest stored pairs of each sample (the precomputed distance's kNN)
+        connectivity = source.nearest_stored(k)
+    return resolve_connectivity(connectivity, X, source.n_samples, metric="precomputed",
+                                device=source.device, working_memory=None)
+
+
 def _check_precomputed(X, metric, criterion, graph=False):
     if metric != "precomputed":
         return
     if graph:
         raise ValueError(
-            "metric='precomputed' cannot be used with connectivity: the graph mode "
-            "computes the distances it needs from the features (no N x N matrix); "
-            "pass the features."
+            "metric='precomputed' with connectivity needs a sparse X (its stored pairs "
+            "and missing_distance for the others): the graph mode holds no N x N "
+            "matrix. Pass a sparse distance matrix, or the features."
         )
     if X.shape[0] != X.shape[1]:
         raise ValueError(

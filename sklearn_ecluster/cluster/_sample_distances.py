@@ -225,6 +225,7 @@ def cluster_pair_values(source, members, ca, cb, reduce, max_pairs=1 << 22):
     """
     if hasattr(source, "cluster_values"):
         return source.cluster_values(members, ca, cb, reduce)
+    max_pairs = getattr(source, "max_pairs", max_pairs)
     dev = ca.device
     n_pairs = ca.numel()
     fill = 0.0 if reduce == "sum" else float("inf")

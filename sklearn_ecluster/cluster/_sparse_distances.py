@@ -7,9 +7,9 @@ pair that X stores has that distance; every other pair has the distance
 that is exact, not an approximation: a pair of samples without a common
 neighbour is at distance 1. The cross sums the graph mode needs are then
 ``S(A, B) = missing |A| |B| + sum over the stored pairs of A x B of
-(d - missing)``, and they are computed pair by pair from a sorted key array
-(:func:`~._sample_distances.cluster_pair_values`). Memory: the stored
-off-diagonal pairs (an int64 key and a value each), nothing of size N x N.
+(d - missing)``, computed pair by pair (:func:`~._sample_distances.
+cluster_pair_values`), each pair looked up in its row of the CSR matrix.
+Memory: the matrix the user holds, read in place; nothing of size N x N.
 """
 
 import numpy as np
@@ -22,6 +22,11 @@ _BLOCK = 1 << 22
 
 class SparsePrecomputedDistances:
     """The distances of a sparse symmetric matrix, ``missing`` where nothing is stored.
+
+    The matrix's own CSR arrays are read in place (a pair is found by a
+    vectorised binary search in its row's sorted columns): the source adds
+    nothing of the size of the stored pairs unless the values are not
+    exactly symmetric (then one averaged copy of them).
 
     Parameters
     ----------
@@ -36,58 +41,79 @@ class SparsePrecomputedDistances:
     """
 
     metric = "precomputed"
+    #: sample pairs looked up at once by ``cluster_pair_values`` (a dozen
+    #: int64 temporaries each in the binary search: about 50 MiB)
+    max_pairs = 1 << 19
 
     def __init__(self, D, missing, dtype, device):
         D = D.tocsr()
         if not D.has_canonical_format:
             D = D.copy()
             D.sum_duplicates()  # sorted columns, duplicates summed (scipy's meaning)
-        self.n_samples = n = int(D.shape[0])
+        self.matrix = D
+        self.n_samples = int(D.shape[0])
         self.missing = float(missing)
         self.dtype = dtype
         self.device = device
-        keys, vals = [], []
-        for rows, cols, v in _csr_blocks(D):
-            off = cols != rows
-            keys.append(torch.as_tensor(rows[off].astype(np.int64) * n + cols[off]))
-            vals.append(torch.as_tensor(v[off]).to(dtype))
-        # row-major order: a canonical CSR gives the keys sorted
-        self.keys = (torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long)).to(device)
-        self.values = (torch.cat(vals) if vals else torch.zeros(0, dtype=dtype)).to(device)
-        del keys, vals
+        self.indptr = torch.from_numpy(D.indptr.astype(np.int64)).to(device)
+        self.indices = torch.from_numpy(D.indices).to(device)
+        self.values = torch.from_numpy(D.data).to(device=device, dtype=dtype)
+        lengths = np.diff(D.indptr)
+        self._steps = int(np.ceil(np.log2(int(lengths.max()) + 1))) if D.nnz else 0
         self._symmetrize()
 
+    def _rows_of(self, e0, e1):
+        """Row of each stored entry ``e0:e1``."""
+        return torch.searchsorted(self.indptr, torch.arange(e0, e1, device=self.device),
+                                  right=True) - 1
+
+    def _find(self, i, j):
+        """Position of the stored entry (i[t], j[t]), and whether it is stored."""
+        nnz = self.indices.numel()
+        lo, end = self.indptr[i], self.indptr[i + 1]
+        hi = end.clone()
+        j32 = j.to(self.indices.dtype)
+        for _ in range(self._steps):  # binary search in each row's sorted columns
+            mid = torch.div(lo + hi, 2, rounding_mode="floor")
+            right = self.indices[mid.clamp(max=nnz - 1)] < j32
+            active = lo < hi
+            lo = torch.where(active & right, mid + 1, lo)
+            hi = torch.where(active & ~right, mid, hi)
+        pos = lo.clamp(max=max(nnz - 1, 0))
+        found = (lo < end) & (self.indices[pos] == j32) if nnz else lo < end
+        return pos, found
+
     def _symmetrize(self):
-        """Check the pattern is symmetric; average each value with its mirror's."""
-        n, keys = self.n_samples, self.keys
-        if keys.numel() == 0:
-            return
-        mirror_pos = torch.empty_like(keys)
-        for e0 in range(0, keys.numel(), _BLOCK):
-            k = keys[e0:e0 + _BLOCK]
-            mirrored = (k % n) * n + torch.div(k, n, rounding_mode="floor")
-            pos = torch.searchsorted(keys, mirrored).clamp_(max=keys.numel() - 1)
-            bad = keys[pos] != mirrored
-            if bool(bad.any()):
-                t = int(torch.nonzero(bad)[0]) + e0
-                i, j = divmod(int(keys[t]), n)
+        """Check the pattern is symmetric; average the values with their mirrors'."""
+        nnz = self.indices.numel()
+        averaged = None
+        for e0 in range(0, nnz, _BLOCK):
+            e1 = min(nnz, e0 + _BLOCK)
+            rows, cols = self._rows_of(e0, e1), self.indices[e0:e1].long()
+            pos, found = self._find(cols, rows)
+            if not bool(found.all()):
+                t = int(torch.nonzero(~found)[0])
+                i, j = int(rows[t]), int(cols[t])
                 raise ValueError(
                     f"A sparse precomputed X must have a symmetric pattern: it stores "
                     f"({i}, {j}) but not ({j}, {i}). Store both (the value of a pair "
                     f"not stored is missing_distance={self.missing!r})."
                 )
-            mirror_pos[e0:e0 + _BLOCK] = pos
-        self.values = (self.values + self.values[mirror_pos]) * 0.5
+            mirror = self.values[pos]
+            if averaged is None and not torch.equal(mirror, self.values[e0:e1]):
+                averaged = self.values.clone()  # first asymmetry: one averaged copy
+            if averaged is not None:
+                averaged[e0:e1] = (self.values[e0:e1] + mirror) * 0.5
+        if averaged is not None:
+            self.values = averaged
 
     def pairs(self, i, j):
         """Distances of the sample pairs ``(i[t], j[t])``: stored, 0 on the diagonal,
         else ``missing``."""
-        out = torch.full(i.shape, self.missing, dtype=self.dtype, device=self.device)
-        if self.keys.numel():
-            key = i * self.n_samples + j
-            pos = torch.searchsorted(self.keys, key).clamp_(max=self.keys.numel() - 1)
-            found = self.keys[pos] == key
-            out[found] = self.values[pos[found]]
+        pos, found = self._find(i, j)
+        out = torch.where(found, self.values[pos] if self.values.numel() else
+                          torch.zeros((), dtype=self.dtype, device=self.device),
+                          torch.full((), self.missing, dtype=self.dtype, device=self.device))
         out[i == j] = 0.0
         return out
 
@@ -97,59 +123,43 @@ class SparsePrecomputedDistances:
 
     def support_edges(self):
         """The stored pairs as undirected edges ``(u, v)``, ``u < v``, sorted (numpy)."""
-        u = torch.div(self.keys, self.n_samples, rounding_mode="floor")
-        v = self.keys % self.n_samples
-        upper = u < v
-        return u[upper].cpu().numpy(), v[upper].cpu().numpy()
+        us, vs = [], []
+        for rows, cols, _ in _csr_blocks(self.matrix):
+            upper = cols > rows
+            us.append(rows[upper])
+            vs.append(cols[upper])
+        empty = np.zeros(0, dtype=np.int64)
+        return (np.concatenate(us) if us else empty), (np.concatenate(vs) if vs else empty)
 
     def nearest_stored(self, k):
         """Each sample's ``k`` nearest stored neighbours (ties by column) as a CSR graph."""
         n = self.n_samples
-        rows = torch.div(self.keys, n, rounding_mode="floor")
-        n_keys = self.keys.numel()
-        keep = torch.zeros(n_keys, dtype=torch.bool, device=self.device)
-        e0 = 0
-        while e0 < n_keys:
-            e1 = min(n_keys, e0 + _BLOCK)
-            if e1 < n_keys:  # end the block with a whole row
-                e1 = int(torch.searchsorted(rows, rows[e1 - 1], right=True))
-            r, v = rows[e0:e1], self.values[e0:e1]
-            # by (row, value, column): columns ascend within a row, sorts are stable
-            order = torch.argsort(v, stable=True)
-            order = order[torch.argsort(r[order], stable=True)]
-            sorted_rows = r[order]
-            rank = torch.arange(r.numel(), device=r.device) - torch.searchsorted(
-                sorted_rows, sorted_rows)
-            keep[e0 + order[rank < k]] = True
-            e0 = e1
-        cols = (self.keys % n)[keep].cpu().numpy()
-        r = rows[keep].cpu().numpy()
-        return sp.csr_matrix((np.ones(len(cols), dtype=np.int8), (r, cols)), shape=(n, n))
+        out_rows, out_cols = [], []
+        for rows, cols, vals in _csr_blocks(self.matrix):
+            off = cols != rows
+            rows, cols, vals = rows[off], cols[off], vals[off]
+            order = np.lexsort((cols, vals, rows))  # by row, then value, then column
+            sorted_rows = rows[order]
+            rank = np.arange(len(order)) - np.searchsorted(sorted_rows, sorted_rows)
+            keep = order[rank < k]
+            out_rows.append(rows[keep])
+            out_cols.append(cols[keep])
+        r = np.concatenate(out_rows) if out_rows else np.zeros(0, dtype=np.int64)
+        c = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int64)
+        return sp.csr_matrix((np.ones(len(c), dtype=np.int8), (r, c)), shape=(n, n))
 
     def row_entries(self, r0, r1):
-        """Stored entries of rows ``r0:r1``: ``(local row, column, value - missing)``."""
-        n = self.n_samples
-        bounds = torch.tensor([r0 * n, r1 * n], device=self.device)
-        e0, e1 = (int(b) for b in torch.searchsorted(self.keys, bounds))
-        k = self.keys[e0:e1]
-        return (torch.div(k, n, rounding_mode="floor") - r0, k % n,
-                self.values[e0:e1] - self.missing)
+        """Stored off-diagonal entries of rows ``r0:r1``: ``(local row, column,
+        value - missing)``."""
+        e0, e1 = int(self.indptr[r0]), int(self.indptr[r1])
+        rows, cols = self._rows_of(e0, e1), self.indices[e0:e1].long()
+        off = rows != cols
+        return rows[off] - r0, cols[off], self.values[e0:e1][off] - self.missing
 
     def take(self, idx):
         """The source restricted to the samples ``idx`` (sorted), renumbered 0..len-1."""
-        n = self.n_samples
-        where = torch.full((n,), -1, dtype=torch.long, device=self.device)
-        idx_t = torch.as_tensor(idx, device=self.device)
-        where[idx_t] = torch.arange(idx_t.numel(), device=self.device)
-        a = where[torch.div(self.keys, n, rounding_mode="floor")]
-        b = where[self.keys % n]
-        both = (a >= 0) & (b >= 0)
-        sub = object.__new__(SparsePrecomputedDistances)
-        sub.n_samples, sub.missing = int(idx_t.numel()), self.missing
-        sub.dtype, sub.device = self.dtype, self.device
-        sub.keys = a[both] * sub.n_samples + b[both]  # idx sorted: still sorted
-        sub.values = self.values[both]
-        return sub
+        return SparsePrecomputedDistances(self.matrix[idx][:, idx], self.missing,
+                                          self.dtype, self.device)
 
     @property
     def shape(self):

@@ -211,10 +211,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         (:func:`~sklearn_ecluster.metrics.jaccard_distance`, ``k1=30``,
         ``k2=6``), given to a clusterer with ``metric="precomputed"``: to
         DBSCAN (scikit-learn's with ``eps < 1`` or
-        :class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`) as the
-        sparse matrix of the pairs that share a neighbour (the others are at
-        distance 1, never within its radius), to any other clusterer as the
-        dense ``N x N`` matrix.
+        :class:`~sklearn_ecluster.self_training.AutoEpsDBSCAN`) and to
+        ``EnergyAgglomerative(missing_distance=1.0)`` as the sparse matrix
+        of the pairs that share a neighbour (the others are at distance 1),
+        to any other clusterer as the dense ``N x N`` matrix.
     camera_aware : bool, default=False
         Centre the features per camera before they are clustered (the means
         of each camera's unlabelled training images;
@@ -717,12 +717,17 @@ def _takes_sparse_distances(clusterer):
     DBSCAN only looks at pairs within its radius: with ``eps < 1`` the pairs
     the sparse matrix leaves out (distance 1) are never among them, so it
     gets the same neighbourhoods from the pairs that share a neighbour, at
-    their number instead of ``N x N``. Other clusterers get the dense matrix.
+    their number instead of ``N x N``. ``EnergyAgglomerative`` reads it
+    exactly with ``missing_distance=1.0`` (its graph mode). Other clusterers
+    get the dense matrix.
     """
     from sklearn.cluster import DBSCAN
 
+    from ..cluster import EnergyAgglomerative
     from ._dbscan import AutoEpsDBSCAN
 
+    if isinstance(clusterer, EnergyAgglomerative):
+        return clusterer.metric == "precomputed" and clusterer.missing_distance == 1.0
     if isinstance(clusterer, AutoEpsDBSCAN):
         return clusterer.eps is None or clusterer.eps < 1.0
     return isinstance(clusterer, DBSCAN) and clusterer.eps < 1.0

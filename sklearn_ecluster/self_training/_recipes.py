@@ -70,7 +70,11 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
       no ``n_clusters``: the full hierarchy, cut where the mean silhouette is
       highest, so the number of clusters comes from the data. Its default
       ``cluster_distance`` is ``"euclidean"``; ``cluster_distance="jaccard"``
-      sets its ``metric="precomputed"``.
+      sets its ``metric="precomputed"``, ``missing_distance=1.0`` and
+      ``connectivity=30``: it clusters the sparse Jaccard matrix in the graph
+      mode (merges between clusters joined by one of each sample's 30
+      nearest Jaccard pairs; every criterion over all the pairs of the two
+      clusters), with no ``N x N`` matrix.
 
     Parameters
     ----------
@@ -119,6 +123,12 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
     if clusterer is None:
         if name == "contrastive_dbscan":
             clusterer = AutoEpsDBSCAN(min_samples=4, metric=metric)
+        elif metric == "precomputed":
+            # the sparse Jaccard (pairs without a common neighbour at exactly 1)
+            # in the graph mode of its 30 nearest pairs a sample (k1 = 30): no
+            # N x N matrix, every candidate's criterion still over all its pairs
+            clusterer = make_clusterer("standalone", metric=metric, missing_distance=1.0,
+                                       connectivity=30)
         else:
             clusterer = make_clusterer("standalone", metric=metric)
     extractor = clone(feature_extractor if feature_extractor is not None
