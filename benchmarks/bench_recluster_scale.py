@@ -17,11 +17,13 @@ object, i.e. the code a round runs, except ``jaccard`` which calls
 - ``jaccard_dbscan``: ``contrastive_dbscan`` (the sparse Jaccard +
   ``AutoEpsDBSCAN``);
 - ``jaccard_energy``: ``contrastive_energy`` with ``cluster_distance="jaccard"``
-  (Jaccard + the standalone energy clustering on the precomputed distance);
-- ``euclidean_energy``: ``contrastive_energy`` as it is (Euclidean, no Jaccard);
-- ``graph_energy``: ``contrastive_energy`` with the standalone clusterer in the
-  graph mode (``make_clusterer("standalone", connectivity=30)``: the exact
-  30-nearest-neighbour graph of the round's features, no N x N object).
+  (the sparse Jaccard + the standalone energy clustering on it, graph mode on
+  each sample's 30 nearest Jaccard pairs);
+- ``euclidean_energy``: ``contrastive_energy`` as it is (Euclidean, the graph
+  mode on the exact 30-nearest-neighbour graph of the round's features);
+- ``euclidean_energy_dense``: the same recipe with the dense standalone
+  clusterer (``make_clusterer("standalone")``: the N x N pair matrix), its
+  clusterer before the graph mode.
 
 Each phase runs in a fresh subprocess. Peak memory is the growth of the
 process's peak resident set over the baseline after the features are made:
@@ -56,7 +58,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHASES = ("jaccard", "jaccard_sparse", "jaccard_dbscan", "jaccard_energy", "euclidean_energy",
-          "graph_energy")
+          "euclidean_energy_dense")
 
 
 def market_features(n, dim, n_ids=751, spread=0.6, seed=0):
@@ -109,11 +111,10 @@ def run_phase(phase, X):
         loop = make_recipe("contrastive_energy", cluster_distance="jaccard")
     elif phase == "euclidean_energy":
         loop = make_recipe("contrastive_energy")
-    elif phase == "graph_energy":
+    elif phase == "euclidean_energy_dense":
         from sklearn_ecluster.cluster import make_clusterer
 
-        loop = make_recipe("contrastive_energy",
-                           clusterer=make_clusterer("standalone", connectivity=30))
+        loop = make_recipe("contrastive_energy", clusterer=make_clusterer("standalone"))
     else:
         raise ValueError(phase)
     labels, model = loop._cluster(loop.clusterer, X, None, 0)

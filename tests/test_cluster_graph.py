@@ -319,3 +319,16 @@ def test_cuda_graph_mode_gives_the_cpu_labels(kw):
     built = EnergyAgglomerative(n_clusters=12, connectivity=8, **kw).fit(
         torch.from_numpy(X).cuda())
     np.testing.assert_array_equal(built.labels_, cpu.labels_)
+
+
+def test_more_neighbours_than_samples_is_the_complete_graph():
+    # a recipe's connectivity=30 on a set of 24 images: every other sample
+    X = _unit_rows(24, 3, 14)
+    kw = dict(n_clusters=3, merge_percent=None, weighted=True, regularizer=None,
+              device="cpu")
+    dense = EnergyAgglomerative(**kw).fit(X)
+    for k in (23, 30):
+        model = EnergyAgglomerative(connectivity=k, **kw).fit(X)
+        assert model.engine_ == "graph_reducible"
+        np.testing.assert_array_equal(model.children_, dense.children_)
+        np.testing.assert_allclose(model.distances_, dense.distances_, rtol=1e-12)

@@ -227,9 +227,9 @@ def test_sparse_precomputed_errors_name_the_problem():
     with pytest.raises(ValueError, match="missing_distance"):
         EnergyAgglomerative(metric="precomputed", missing_distance=-1.0,
                             device="cpu").fit(S)
-    with pytest.raises(ValueError, match="connectivity=3"):
+    with pytest.raises(ValueError, match="connectivity=0"):
         EnergyAgglomerative(metric="precomputed", missing_distance=3.0, device="cpu",
-                            connectivity=3).fit(S)
+                            connectivity=0).fit(S)
     with pytest.raises(ValueError, match="needs a sparse X"):
         EnergyAgglomerative(metric="precomputed", device="cpu",
                             connectivity=S).fit(S.toarray())

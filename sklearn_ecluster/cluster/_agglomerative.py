@@ -149,7 +149,8 @@ class EnergyAgglomerative(ClusterMixin, BaseEstimator):
         graph may merge (scikit-learn's meaning): an ``(n_samples,
         n_samples)`` matrix whose non-zero entries are the sample edges
         (symmetrised), a callable ``connectivity(X)`` returning one, or an
-        int k for the exact k-nearest-neighbour graph of X
+        int k for the exact k-nearest-neighbour graph of X (all the other
+        samples when ``k >= n_samples``)
         (:func:`knn_graph`; build it once with :func:`knn_graph` to reuse it
         across fits, or with ``backend="faiss"`` at large N). The criterion
         of every candidate pair stays exact (cross sums over all the sample

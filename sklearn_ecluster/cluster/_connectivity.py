@@ -27,9 +27,11 @@ def resolve_connectivity(connectivity, X, n_samples, *, metric, device,
                         f"or an int, got {connectivity!r}.")
     if isinstance(connectivity, Integral):
         k = int(connectivity)
-        if not 1 <= k < n_samples:
-            raise ValueError(f"connectivity={k} (neighbours per sample) must be in "
-                             f"[1, n_samples - 1] = [1, {n_samples - 1}].")
+        if k < 1:
+            raise ValueError(f"connectivity={k} (neighbours per sample) must be >= 1.")
+        # more neighbours than other samples: all of them (the complete graph),
+        # so a recipe's k works on a small set too
+        k = min(k, n_samples - 1)
         from ._knn_graph import knn_graph
 
         graph = knn_graph(X, k, metric="euclidean" if metric == "euclidean"

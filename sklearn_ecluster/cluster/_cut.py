@@ -30,8 +30,10 @@ def silhouette_scores(X, labelings, metric, working_memory=None):
     totals = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in labs]
     stored = hasattr(X, "row_entries")  # a sparse precomputed source
     itemsize = torch.empty((), dtype=X.dtype).element_size()
-    step = rows_per_block((0 if stored else n) + max(ks), itemsize, X.device,
-                          working_memory, n_buffers=3)
+    # a block's row of distances (dense) or its stored entries (sparse: about
+    # 48 bytes of index and value temporaries each), and its cluster sums
+    width = (int(12 * X.entries_per_row) + 1 if stored else n) + max(ks)
+    step = rows_per_block(width, itemsize, X.device, working_memory, n_buffers=3)
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
         if stored:

@@ -441,9 +441,8 @@ def _sparse_graph(source, connectivity, X):
         return source.support_edges()
     if isinstance(connectivity, Integral) and not isinstance(connectivity, bool):
         k = int(connectivity)
-        if not 1 <= k < source.n_samples:
-            raise ValueError(f"connectivity={k} (neighbours per sample) must be in "
-                             f"[1, n_samples - 1] = [1, {source.n_samples - 1}].")
+        if k < 1:
+            raise ValueError(f"connectivity={k} (neighbours per sample) must be >= 1.")
         # the k nearest stored pairs of each sample (the precomputed distance's kNN)
         connectivity = source.nearest_stored(k)
     return resolve_connectivity(connectivity, X, source.n_samples, metric="precomputed",

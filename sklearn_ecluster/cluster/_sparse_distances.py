@@ -16,8 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-#: stored entries handled at once when the keys are built and checked
-_BLOCK = 1 << 22
+#: stored entries handled at once (a dozen int64 temporaries each in the
+#: binary search of the symmetry check: about 50 MiB)
+_BLOCK = 1 << 19
 
 
 class SparsePrecomputedDistances:
@@ -160,6 +161,11 @@ class SparsePrecomputedDistances:
         """The source restricted to the samples ``idx`` (sorted), renumbered 0..len-1."""
         return SparsePrecomputedDistances(self.matrix[idx][:, idx], self.missing,
                                           self.dtype, self.device)
+
+    @property
+    def entries_per_row(self):
+        """Mean number of stored entries a row."""
+        return self.indices.numel() / max(self.n_samples, 1)
 
     @property
     def shape(self):

@@ -68,13 +68,14 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
     - ``"contrastive_energy"``: the standalone energy clustering
       (``make_clusterer("standalone")``: weighted energy distance, exact) with
       no ``n_clusters``: the full hierarchy, cut where the mean silhouette is
-      highest, so the number of clusters comes from the data. Its default
-      ``cluster_distance`` is ``"euclidean"``; ``cluster_distance="jaccard"``
-      sets its ``metric="precomputed"``, ``missing_distance=1.0`` and
-      ``connectivity=30``: it clusters the sparse Jaccard matrix in the graph
-      mode (merges between clusters joined by one of each sample's 30
-      nearest Jaccard pairs; every criterion over all the pairs of the two
-      clusters), with no ``N x N`` matrix.
+      highest, so the number of clusters comes from the data; in the graph
+      mode on each sample's 30 nearest neighbours (``connectivity=30``:
+      merges only between clusters joined by one of those pairs, every
+      criterion over all the pairs of the two clusters), so that no
+      ``N x N`` matrix exists at any size. Its default ``cluster_distance``
+      is ``"euclidean"``; ``cluster_distance="jaccard"`` sets
+      ``metric="precomputed"`` and ``missing_distance=1.0``: the sparse
+      Jaccard matrix, its 30 nearest pairs a sample as the graph.
 
     Parameters
     ----------
@@ -123,14 +124,15 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
     if clusterer is None:
         if name == "contrastive_dbscan":
             clusterer = AutoEpsDBSCAN(min_samples=4, metric=metric)
-        elif metric == "precomputed":
-            # the sparse Jaccard (pairs without a common neighbour at exactly 1)
-            # in the graph mode of its 30 nearest pairs a sample (k1 = 30): no
-            # N x N matrix, every candidate's criterion still over all its pairs
-            clusterer = make_clusterer("standalone", metric=metric, missing_distance=1.0,
-                                       connectivity=30)
         else:
-            clusterer = make_clusterer("standalone", metric=metric)
+            # the graph mode on each sample's 30 nearest neighbours (the k1 = 30
+            # of the Jaccard distance): no N x N matrix at any N, and every
+            # candidate's criterion still over all the pairs of its two
+            # clusters; on the Jaccard distance, its sparse matrix (the pairs
+            # without a common neighbour are at exactly 1)
+            extra = {"missing_distance": 1.0} if metric == "precomputed" else {}
+            clusterer = make_clusterer("standalone", metric=metric, connectivity=30,
+                                       **extra)
     extractor = clone(feature_extractor if feature_extractor is not None
                       else ReIDFeatureExtractor())
     extractor.set_params(**CONTRASTIVE_EXTRACTOR)
