@@ -26,7 +26,8 @@ object, i.e. the code a round runs, except ``jaccard`` which calls
   clusterer before the graph mode.
 
 Each phase runs in a fresh subprocess. Peak memory is the growth of the
-process's peak resident set over the baseline after the features are made:
+process's peak resident set over the baseline after the features and the
+recipe's loop object are made (building the loop imports the network code):
 the kernel's peak (``VmHWM``) is reset through ``/proc/self/clear_refs``
 when allowed, else the baseline is the peak so far (``ru_maxrss``). It is
 reported in bytes and in units of one N x N float32 buffer (N^2 * 4 bytes:
@@ -94,29 +95,39 @@ def _reset_peak():
         return False
 
 
-def run_phase(phase, X):
-    """Run one phase; returns ``(labels or None, extra dict)``."""
-    from sklearn_ecluster.metrics import jaccard_distance
+def make_loop(phase):
+    """The recipe's loop object of a phase (None for the Jaccard-only phases).
+
+    Built before the memory baseline: the recipe's extractor imports the
+    network code (torchvision), which is not the clustering's memory.
+    """
     from sklearn_ecluster.self_training import make_recipe
 
     if phase in ("jaccard", "jaccard_sparse"):
+        return None
+    if phase == "jaccard_dbscan":
+        return make_recipe("contrastive_dbscan")
+    if phase == "jaccard_energy":
+        return make_recipe("contrastive_energy", cluster_distance="jaccard")
+    if phase == "euclidean_energy":
+        return make_recipe("contrastive_energy")
+    if phase == "euclidean_energy_dense":
+        from sklearn_ecluster.cluster import make_clusterer
+
+        return make_recipe("contrastive_energy", clusterer=make_clusterer("standalone"))
+    raise ValueError(phase)
+
+
+def run_phase(phase, loop, X):
+    """Run one phase; returns ``(labels or None, extra dict)``."""
+    from sklearn_ecluster.metrics import jaccard_distance
+
+    if loop is None:
         D = jaccard_distance(X, k1=30, k2=6, sparse=phase == "jaccard_sparse")
         extra = {"dtype": str(D.dtype)}
         if phase == "jaccard_sparse":
             extra["stored_pairs_per_row"] = D.nnz / D.shape[0]
         return None, extra
-    if phase == "jaccard_dbscan":
-        loop = make_recipe("contrastive_dbscan")
-    elif phase == "jaccard_energy":
-        loop = make_recipe("contrastive_energy", cluster_distance="jaccard")
-    elif phase == "euclidean_energy":
-        loop = make_recipe("contrastive_energy")
-    elif phase == "euclidean_energy_dense":
-        from sklearn_ecluster.cluster import make_clusterer
-
-        loop = make_recipe("contrastive_energy", clusterer=make_clusterer("standalone"))
-    else:
-        raise ValueError(phase)
     labels, model = loop._cluster(loop.clusterer, X, None, 0)
     extra = {}
     if hasattr(model, "eps_"):
@@ -133,11 +144,12 @@ def worker(args):
     (torch.ones(64, 64) @ torch.ones(64, 64)).sum()  # thread pools up before the baseline
     import sklearn_ecluster.metrics  # noqa: F401  (imports before the baseline)
     import sklearn_ecluster.self_training  # noqa: F401
+    loop = make_loop(args.worker)
     reset = _reset_peak()
     base_kib = _status_kib("VmRSS") if reset else resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    labels, extra = run_phase(args.worker, X)
+    labels, extra = run_phase(args.worker, loop, X)
     seconds = time.perf_counter() - t0
     peak_kib = _status_kib("VmHWM") if reset else resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss
