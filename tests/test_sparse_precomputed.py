@@ -251,3 +251,23 @@ def test_the_jaccard_energy_recipe_takes_the_sparse_matrix():
                                    "connectivity": None}).fit(D)
     assert dense.n_clusters_ == model.n_clusters_ == 8
     np.testing.assert_array_equal(labels, dense.labels_)
+
+
+def test_sparse_pattern_from_initial_clusters_equals_the_naive_reference():
+    # init_labels: the initial clusters' within sums and cross sums come from
+    # the stored pairs and missing_distance, as every later one
+    X = _groups(n_groups=6, size=8, seed=10)
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    S = _sparse_pattern(D, 0.35, seed=11)
+    init = np.arange(len(X)) // 2  # pairs of neighbouring samples
+    kw = dict(n_clusters=4, merge_percent=None, regularizer=None, weighted=False)
+    model = EnergyAgglomerative(metric="precomputed", missing_distance=2.0, device="cpu",
+                                **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(S, init_labels=init)
+    ref = naive_agglomerate(_densified(S, 2.0), metric="precomputed", vectorized=True,
+                            adjacency=S.toarray() != 0, init_labels=init, **kw)
+    np.testing.assert_array_equal(model.labels_, ref["labels"])
+    np.testing.assert_array_equal(model.children_, ref["children"])
+    np.testing.assert_allclose(model.distances_, ref["distances"], rtol=RTOL64)
