@@ -322,9 +322,9 @@ def test_sparse_eps_and_radius_graph_by_small_row_blocks_match(monkeypatch):
     S = jaccard_distance(X, k1=6, k2=3, sparse=True)
     whole_eps = eps_from_distances(S, 0.05)
     whole = _dbscan._radius_graph(S, whole_eps)
-    original = _dbscan._sparse_rows
-    monkeypatch.setattr(_dbscan, "_sparse_rows",
-                        functools.partial(original, step_entries=7))  # a row or two a block
+    original = _dbscan.csr_row_blocks
+    monkeypatch.setattr(_dbscan, "csr_row_blocks",
+                        functools.partial(original, max_entries=7))  # a row or two a block
     assert eps_from_distances(S, 0.05) == whole_eps
     blocked = _dbscan._radius_graph(S, whole_eps)
     assert (blocked != whole).nnz == 0 and blocked.nnz == whole.nnz

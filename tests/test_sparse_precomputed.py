@@ -77,21 +77,26 @@ def test_complete_pattern_gives_the_dense_tree(kw):
     np.testing.assert_allclose(sparse.distances_, dense.distances_, rtol=RTOL64)
 
 
+def _fit_on_a_sparse_pattern(kw, missing=2.5):
+    """Euclidean distances of 6 groups, 30 % of the pairs stored; the fit."""
+    X = _groups(n_groups=6, size=8, seed=1)
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    S = _sparse_pattern(D, 0.3, seed=2)
+    model = EnergyAgglomerative(n_clusters=5, metric="precomputed", device="cpu",
+                                missing_distance=missing, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # components, if any
+        model.fit(S)
+    return S, missing, model
+
+
 @pytest.mark.parametrize("kw", [CASES[1], CASES[3], CASES[4], CASES[5]],
                          ids=[IDS[1], IDS[3], IDS[4], IDS[5]])
 def test_sparse_pattern_equals_the_naive_reference_on_the_stored_pairs(kw):
     # the naive reference on the densified matrix, merges restricted to
     # clusters with a stored pair between them: the criterion of a pair
     # counts the pairs not stored at missing_distance
-    X = _groups(n_groups=6, size=8, seed=1)
-    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
-    S = _sparse_pattern(D, 0.3, seed=2)
-    missing = 2.5
-    model = EnergyAgglomerative(n_clusters=5, metric="precomputed", device="cpu",
-                                missing_distance=missing, **kw)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # components, if any
-        model.fit(S)
+    S, missing, model = _fit_on_a_sparse_pattern(kw)
     adjacency = S.toarray() != 0
     ref = naive_agglomerate(_densified(S, missing), n_clusters=5, metric="precomputed",
                             vectorized=True, adjacency=adjacency, **kw)
@@ -106,19 +111,12 @@ def test_sparse_pattern_rounds_merge_adjacent_clusters_at_their_exact_criterion(
     # hierarchy (not always the greedy one); every merge joins two clusters
     # with a stored pair between them, at the criterion of those two clusters
     # on the densified matrix
-    X = _groups(n_groups=6, size=8, seed=1)
-    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
-    S = _sparse_pattern(D, 0.3, seed=2)
-    missing = 2.5
-    model = EnergyAgglomerative(n_clusters=5, metric="precomputed", device="cpu",
-                                missing_distance=missing, **kw)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        model.fit(S)
+    S, missing, model = _fit_on_a_sparse_pattern(kw)
     assert model.engine_ == "graph_reducible"
     Dm = _densified(S, missing)
     adjacency = S.toarray() != 0
-    members = {i: [i] for i in range(len(X))}
+    n = S.shape[0]
+    members = {i: [i] for i in range(n)}
     for t, (a, b) in enumerate(model.children_):
         A, B = np.array(members[a]), np.array(members[b])
         assert adjacency[np.ix_(A, B)].any()
@@ -126,7 +124,7 @@ def test_sparse_pattern_rounds_merge_adjacent_clusters_at_their_exact_criterion(
                              linkage=kw.get("linkage", "energy"), regularizer=None,
                              lam=0.0, weighted=kw.get("weighted", False))
         np.testing.assert_allclose(model.distances_[t], ref, rtol=RTOL64)
-        members[len(X) + t] = members[a] + members[b]
+        members[n + t] = members[a] + members[b]
 
 
 def test_sparse_jaccard_clusters_as_the_dense_jaccard():

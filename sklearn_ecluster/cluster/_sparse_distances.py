@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..utils._sparse import csr_row_blocks
+
 #: stored entries handled at once (a dozen int64 temporaries each in the
 #: binary search of the symmetry check: about 50 MiB)
 _BLOCK = 1 << 19
@@ -125,10 +127,10 @@ class SparsePrecomputedDistances:
     def support_edges(self):
         """The stored pairs as undirected edges ``(u, v)``, ``u < v``, sorted (numpy)."""
         us, vs = [], []
-        for rows, cols, _ in _csr_blocks(self.matrix):
+        for _, _, rows, cols, _ in csr_row_blocks(self.matrix, _BLOCK):
             upper = cols > rows
             us.append(rows[upper])
-            vs.append(cols[upper])
+            vs.append(cols[upper].astype(np.int64))
         empty = np.zeros(0, dtype=np.int64)
         return (np.concatenate(us) if us else empty), (np.concatenate(vs) if vs else empty)
 
@@ -136,7 +138,7 @@ class SparsePrecomputedDistances:
         """Each sample's ``k`` nearest stored neighbours (ties by column) as a CSR graph."""
         n = self.n_samples
         out_rows, out_cols = [], []
-        for rows, cols, vals in _csr_blocks(self.matrix):
+        for _, _, rows, cols, vals in csr_row_blocks(self.matrix, _BLOCK):
             off = cols != rows
             rows, cols, vals = rows[off], cols[off], vals[off]
             order = np.lexsort((cols, vals, rows))  # by row, then value, then column
@@ -170,16 +172,3 @@ class SparsePrecomputedDistances:
     @property
     def shape(self):
         return (self.n_samples, self.n_samples)
-
-
-def _csr_blocks(D):
-    """Row blocks of a CSR matrix with about ``_BLOCK`` entries: (rows, cols, values)."""
-    n = D.shape[0]
-    r0 = 0
-    while r0 < n:
-        r1 = int(np.searchsorted(D.indptr, D.indptr[r0] + _BLOCK, side="right")) - 1
-        r1 = min(n, max(r1, r0 + 1))
-        e0, e1 = D.indptr[r0], D.indptr[r1]
-        rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(D.indptr[r0:r1 + 1]))
-        yield rows, D.indices[e0:e1].astype(np.int64), D.data[e0:e1]
-        r0 = r1

@@ -9,6 +9,7 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics import pairwise_distances
 
 from ..utils._sklearn import Interval, StrOptions, _fit_context, validate_data
+from ..utils._sparse import csr_row_blocks
 
 
 def eps_from_distances(D, rho=1.6e-3):
@@ -52,24 +53,11 @@ def eps_from_distances(D, rho=1.6e-3):
     return float(best.mean())
 
 
-def _sparse_rows(D, step_entries=1 << 22):
-    """Blocks of whole rows of a CSR matrix: ``(r0, r1, rows, cols, vals)``, bounded size."""
-    n = D.shape[0]
-    r0 = 0
-    while r0 < n:
-        r1 = int(np.searchsorted(D.indptr, D.indptr[r0] + step_entries, side="right")) - 1
-        r1 = min(n, max(r1, r0 + 1))
-        e0, e1 = D.indptr[r0], D.indptr[r1]
-        rows = np.repeat(np.arange(r0, r1, dtype=np.int32), np.diff(D.indptr[r0:r1 + 1]))
-        yield r0, r1, rows, D.indices[e0:e1], D.data[e0:e1]
-        r0 = r1
-
-
 def _sparse_eps(D, t):
     """:func:`eps_from_distances` of a sparse matrix (pairs not stored at 1), by row blocks."""
     best = np.empty(0, dtype=np.float64)
     n_upper = 0
-    for _, _, rows, cols, vals in _sparse_rows(D):
+    for _, _, rows, cols, vals in csr_row_blocks(D):
         upper = vals[cols > rows].astype(np.float64)
         n_upper += len(upper)
         candidates = np.concatenate([best, upper])
@@ -85,7 +73,7 @@ def _radius_graph(D, eps):
     if sparse.issparse(D):
         D = D.tocsr()
         counts, cols, vals = np.zeros(n, dtype=np.int64), [], []
-        for r0, r1, rows, c, v in _sparse_rows(D):
+        for r0, r1, rows, c, v in csr_row_blocks(D):
             keep = v <= eps
             counts[r0:r1] = np.bincount(rows[keep] - r0, minlength=r1 - r0)
             cols.append(c[keep])
