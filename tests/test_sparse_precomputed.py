@@ -222,8 +222,11 @@ def test_sparse_precomputed_errors_name_the_problem():
     with pytest.raises(ValueError, match="needs the features"):
         EnergyAgglomerative(n_clusters=2, metric="precomputed", missing_distance=3.0,
                             device="cpu", regularizer="ssd").fit(S)
-    with pytest.raises(ValueError, match="missing_distance"):
+    with pytest.raises(ValueError, match="missing_distance.*-1.0"):
         EnergyAgglomerative(metric="precomputed", missing_distance=-1.0,
+                            device="cpu").fit(S)
+    with pytest.raises(TypeError, match="missing_distance.*'one'"):
+        EnergyAgglomerative(metric="precomputed", missing_distance="one",
                             device="cpu").fit(S)
     with pytest.raises(ValueError, match="connectivity=0"):
         EnergyAgglomerative(metric="precomputed", missing_distance=3.0, device="cpu",
@@ -269,3 +272,19 @@ def test_sparse_pattern_from_initial_clusters_equals_the_naive_reference():
     np.testing.assert_array_equal(model.labels_, ref["labels"])
     np.testing.assert_array_equal(model.children_, ref["children"])
     np.testing.assert_allclose(model.distances_, ref["distances"], rtol=RTOL64)
+
+
+@pytest.mark.gpu
+def test_cuda_sparse_precomputed_fit_gives_the_cpu_labels():
+    # the source's lookups and the graph state on CUDA (float32 there); well
+    # separated groups, so float32 cannot reorder a merge
+    X = _groups(n_groups=6, size=10, seed=12)
+    S = jaccard_distance(X, k1=10, k2=3, sparse=True)
+    kw = dict(n_clusters=6, metric="precomputed", missing_distance=1.0,
+              merge_percent=None, weighted=True, regularizer=None)
+    cpu = EnergyAgglomerative(device="cpu", **kw).fit(S)
+    gpu = EnergyAgglomerative(device="cuda", **kw).fit(S)
+    assert gpu.device_.type == "cuda" and gpu.engine_ == cpu.engine_
+    np.testing.assert_array_equal(gpu.labels_, cpu.labels_)
+    auto = EnergyAgglomerative(device="cuda", **{**kw, "n_clusters": None}).fit(S)
+    assert auto.n_clusters_ == 6

@@ -286,6 +286,8 @@ CASES = [
           _names("k1", True), "jaccard_distance-k1-bool"),
     _case(jaccard_distance, lambda tmp: jaccard_distance(D, k2=0), ValueError,
           _names("k2", 0), "jaccard_distance-k2-zero"),
+    _case(jaccard_distance, lambda tmp: jaccard_distance(D, sparse="yes"), TypeError,
+          _names("sparse", "yes"), "jaccard_distance-sparse-str"),
     _case(k_reciprocal_rerank, lambda tmp: k_reciprocal_rerank(D, D[:, :2], D, k1=True),
           TypeError, _names("k1", True), "k_reciprocal_rerank-k1-bool"),
     _case(k_reciprocal_rerank, lambda tmp: k_reciprocal_rerank(D, D[:, :2], D, k2=0),
