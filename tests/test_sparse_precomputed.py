@@ -236,6 +236,10 @@ def test_sparse_precomputed_errors_name_the_problem():
                             connectivity=S).fit(S.toarray())
     with pytest.raises(TypeError):  # sparse features: only a distance may be sparse
         EnergyAgglomerative(device="cpu").fit(sp.csr_matrix(np.eye(3)))
+    from sklearn_ecluster.cluster import energy_linkage_tree
+
+    with pytest.raises(TypeError, match="metric='precomputed'.*got metric='auto'"):
+        energy_linkage_tree(sp.csr_matrix(np.eye(3)))
 
 
 def test_the_jaccard_energy_recipe_takes_the_sparse_matrix():

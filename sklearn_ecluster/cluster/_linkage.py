@@ -272,6 +272,12 @@ def energy_linkage_tree(
            [2, 3]])
     """
     on_dask = is_dask_array(X)
+    if sp.issparse(X) and metric != "precomputed":
+        raise TypeError(
+            f"A sparse X is taken as a distance matrix only: use metric='precomputed' "
+            f"(with missing_distance), got metric={metric!r}. Sparse features are not "
+            "supported; pass them dense."
+        )
     sparse_distances = metric == "precomputed" and sp.issparse(X)
     if sparse_distances:
         _check_sparse_precomputed(X, missing_distance)
