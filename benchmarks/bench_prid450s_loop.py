@@ -16,6 +16,10 @@ Methods (``--methods``):
 * ``centred``: the same features centred per camera (each camera's mean from
   the evaluation images, no labels; :func:`center_per_camera`), then
   L2-normalised;
+* ``standardised``: each dimension of the same features standardised with
+  the mean and std of the unlabelled training images (what a BatchNorm head's
+  running statistics do without any training), then centred per camera as
+  ``centred``;
 * ``ecluster``, ``buc``, ``dbc``: the paper's loop (SPEC 7: singleton round 0,
   memory softmax, SGD, ``m = 0.125 x 450 = 56`` merges a round), raw features;
 * ``contrastive_dbscan``, ``contrastive_energy``, ``contrastive_energy_jaccard``:
@@ -102,7 +106,7 @@ N_MODULES = 19  # len(torchvision.models.mobilenet_v2().features)
 
 
 
-BASELINES = ("pretrained", "centred")
+BASELINES = ("pretrained", "centred", "standardised")
 PAPER = ("ecluster", "dbc", "buc")
 CONTRASTIVE = ("contrastive_energy", "contrastive_dbscan", "contrastive_energy_jaccard")
 METHODS = BASELINES + CONTRASTIVE + PAPER
@@ -167,14 +171,23 @@ def oracle(method, args, data, seed):
 
 
 def baselines(args, data):
-    """Rank-1 / mAP of the pretrained features, raw and centred per camera."""
+    """Rank-1 / mAP of the pretrained features: raw, centred per camera, and
+    standardised per dimension then centred per camera."""
     extractor = make_extractor(args, 0).fit(data.train.paths[:1])  # no y: no training
     q, g = data.query, data.gallery
     qf, gf = extractor.transform(q.paths), extractor.transform(g.paths)
-    both = center_per_camera(np.concatenate([qf, gf]), np.concatenate([q.camids, g.camids]))
+    cams = np.concatenate([q.camids, g.camids])
+    both = center_per_camera(np.concatenate([qf, gf]), cams)
+    # what a BatchNorm head's statistics do to the features without any
+    # training: each dimension standardised with the unlabelled training
+    # images' mean and std, then centred per camera as above
+    train = extractor.transform(data.train.paths)
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    scaled = center_per_camera((np.concatenate([qf, gf]) - mean) / std, cams)
     out = {}
-    for name, (a, b) in (("pretrained", (qf, gf)), ("centred", (both[:len(qf)],
-                                                                  both[len(qf):]))):
+    for name, (a, b) in (("pretrained", (qf, gf)),
+                         ("centred", (both[:len(qf)], both[len(qf):])),
+                         ("standardised", (scaled[:len(qf)], scaled[len(qf):]))):
         res = evaluate_features(a, b, q.pids, g.pids, q.camids, g.camids, max_rank=50,
                                 device="cpu")
         out[name] = {"rank1": float(res["rank1"]), "mAP": float(res["mAP"])}
@@ -242,7 +255,7 @@ def plot_runs(runs, methods, path):
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             plot_history(histories, keys=(key,), ax=ax, label=method,
                          color=colors[i % len(colors)])
-    for name, style in (("pretrained", ":"), ("centred", "--")):
+    for name, style in (("pretrained", ":"), ("centred", "--"), ("standardised", "-.")):
         base = [r for r in runs if r["method"] == name]
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             if base:
