@@ -174,6 +174,7 @@ def test_source_lookups_and_symmetrisation_by_brute_force():
     pattern = (A != 0) | (A != 0).T
     A = np.where(pattern, A + A.T + 0.5, 0.0)  # symmetric pattern
     A[3, 5] += 0.25  # one asymmetric value: averaged, as (X + X.T) / 2 does
+    A[5, 3] -= 0.6  # large enough to move (3, 5) in the nearest-pair ranking
     source = SparsePrecomputedDistances(sp.csr_matrix(A), 9.0, torch.float64,
                                         torch.device("cpu"))
     expected = np.where(pattern, (A + A.T) / 2, 9.0)

@@ -138,7 +138,9 @@ class SparsePrecomputedDistances:
         """Each sample's ``k`` nearest stored neighbours (ties by column) as a CSR graph."""
         n = self.n_samples
         out_rows, out_cols = [], []
-        for _, _, rows, cols, vals in csr_row_blocks(self.matrix, _BLOCK):
+        values = self.values.cpu().numpy()  # the symmetrised values, as pairs() gives
+        for r0, r1, rows, cols, _ in csr_row_blocks(self.matrix, _BLOCK):
+            vals = values[self.matrix.indptr[r0]:self.matrix.indptr[r1]]
             off = cols != rows
             rows, cols, vals = rows[off], cols[off], vals[off]
             order = np.lexsort((cols, vals, rows))  # by row, then value, then column
