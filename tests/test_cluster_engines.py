@@ -467,3 +467,59 @@ def test_tiled_symmetrisation_equals_the_plain_formula_bit_for_bit(dtype, k, ste
     S = X.clone()
     _symmetrize_(S, step=step)  # in place
     assert torch.equal(S, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("k", "step"), [(1, 256), (7, 3), (300, 64)])
+def test_tiled_symmetrisation_of_a_symmetric_matrix_is_a_copy(dtype, k, step):
+    from sklearn_ecluster.cluster._pair_matrix import _symmetrize_
+
+    A = torch.as_tensor(np.random.default_rng(k).normal(size=(k, k)), dtype=dtype)
+    X = A + A.T  # exactly symmetric
+    S = torch.full_like(X, float("nan"))
+    _symmetrize_(S, X, step=step)
+    assert torch.equal(S, X)
+
+
+@pytest.mark.parametrize("step", [3, 64, 256])
+def test_exact_symmetry_check_equals_the_plain_comparison(step):
+    from sklearn_ecluster.cluster._pair_matrix import exactly_symmetric
+
+    rng = np.random.default_rng(step)
+    A = rng.normal(size=(200, 200))
+    A = A + A.T
+    assert exactly_symmetric(A, step)
+    for i, j in [(0, 1), (199, 0), (70, 130), (5, 6)]:  # in every kind of tile pair
+        B = A.copy()
+        B[i, j] = np.nextafter(B[i, j], np.inf)  # one ulp off
+        assert not exactly_symmetric(B, step)
+        assert exactly_symmetric(B, step) == np.array_equal(B, B.T)
+    B = A.copy()
+    B[7, 7] += 1.0  # the diagonal is its own mirror
+    assert exactly_symmetric(B, step)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_single_linkage_borrows_a_symmetric_matrix_and_leaves_it_unchanged(tied,
+                                                                             monkeypatch):
+    # Prim's tree reads the caller's matrix in place (no copy); the tie
+    # fallback to the reducible engine copies it first. Either way the input
+    # is unchanged (its diagonal too) and the tree is the one built on a copy.
+    from sklearn_ecluster.cluster import _pair_matrix
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, size=(60, 2)).astype(float) if tied else rng.normal(size=(60, 4))
+    D = squareform(pdist(X))
+    np.fill_diagonal(D, 5.0)  # ignored: self-pairs are never read
+    before = D.copy()
+    kw = dict(metric="precomputed", linkage="single", n_clusters=1, merge_percent=None,
+              regularizer=None, lam=0.0, device="cpu", verbose=0)
+    tree = energy_linkage_tree(D, **kw)
+    np.testing.assert_array_equal(D, before)
+    assert tree.engine == "exact_mst"
+    np.testing.assert_array_equal(np.sort(tree.distances),
+                                  np.sort(linkage(pdist(X), "single")[:, 2]))
+    monkeypatch.setattr(_pair_matrix, "exactly_symmetric", lambda A, step=256: False)
+    copied = energy_linkage_tree(D, **kw)  # the tiled average: the same bits
+    np.testing.assert_array_equal(tree.children, copied.children)
+    np.testing.assert_array_equal(tree.distances, copied.distances)

@@ -115,13 +115,16 @@ def build_exact_mst(state, recorder, stop):
     """The exact single-linkage tree from a minimum spanning tree."""
     k = state.k
     q_max = stop.max_merges(k)
-    S = state.pm.matrix  # minimum distances; the diagonal is +inf
+    # minimum distances, read off the diagonal only (a borrowed input matrix
+    # keeps its own diagonal)
+    S = state.pm.matrix
     # NumPy on the CPU (no per-operation overhead in the N-step loop)
     a, b, w = _prim_numpy(S.numpy()) if S.device.type == "cpu" else _prim(S, k)
     merges = _kruskal(a, b, w, k, q_max, stop.distance_threshold)
     if merges is None:
         recorder.say("minimum spanning tree: tied weights at one cluster, rounds of "
                      "reciprocal nearest neighbours instead")
+        state.pm.own()  # that engine writes the matrix
         return build_exact_reducible(state, recorder, stop)
     recorder.say(f"minimum spanning tree: {k - 1} edges")
     for lo, hi, h in merges:

@@ -395,7 +395,8 @@ def _build(X, leaf_t, k0, criterion, engine, stop, *, metric, working_memory, si
     """
     state = ClusterState.from_samples(X, leaf_t, k0, criterion, metric=metric,
                                       working_memory=working_memory,
-                                      singletons=singletons)
+                                      singletons=singletons,
+                                      read_only=engine == "exact_mst")
     recorder = MergeRecorder(k0, verbose, total=k0 - stop.target)
     kwargs = schedule if engine == "batched" else {}
     ENGINES[engine](state, recorder, stop, **kwargs)

@@ -30,11 +30,15 @@ class ClusterState:
 
     @classmethod
     def from_samples(cls, X, leaf_labels, n_leaves, criterion, *, metric, working_memory,
-                     singletons):
-        """Build the state of the initial clusters ``leaf_labels`` (0..K-1)."""
+                     singletons, read_only=False):
+        """Build the state of the initial clusters ``leaf_labels`` (0..K-1).
+
+        ``read_only``: see :meth:`PairMatrix.from_samples`.
+        """
         pm = PairMatrix.from_samples(
             X, None if singletons else leaf_labels, n_leaves, metric=metric,
             reduce=criterion.pair_reduce, working_memory=working_memory,
+            read_only=read_only,
         )
         sizes = torch.bincount(leaf_labels, minlength=n_leaves).to(X.dtype)
         stats = ClusterStats(sizes=sizes)
