@@ -232,12 +232,14 @@ def _symmetrize_(S, X=None, step=256):
                 S[i0:i1, j0:j1] = avg
                 S[j0:j1, i0:i1] = avg.T
         return
-    S = S.numpy()
-    src = S if X is None else X.contiguous().numpy()
+    src = S.numpy() if X is None else X.contiguous().numpy()
     if exactly_symmetric(src, step):  # the average would give src to the bit
         if X is not None:
-            np.copyto(S, src)  # a plain copy: about a third of the tiled average
+            # a plain copy (about a third of the tiled average), in torch: its
+            # threads share the first-touch page faults of a fresh buffer
+            S.copy_(X)
         return
+    S = S.numpy()
     k = S.shape[0]
     tmp = np.empty((step, step), dtype=S.dtype)
     for i0 in range(0, k, step):
