@@ -97,7 +97,12 @@ from sklearn_ecluster.cluster import make_clusterer
 from sklearn_ecluster.datasets import load_prid450s
 from sklearn_ecluster.feature_extraction import ReIDFeatureExtractor
 from sklearn_ecluster.metrics import evaluate_features
-from sklearn_ecluster.self_training import AutoEpsDBSCAN, center_per_camera, make_recipe
+from sklearn_ecluster.self_training import (
+    AutoEpsDBSCAN,
+    CrossCameraAssociation,
+    center_per_camera,
+    make_recipe,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parents[1] / "shared" / "data" / "PRID450S"
@@ -108,7 +113,8 @@ N_MODULES = 19  # len(torchvision.models.mobilenet_v2().features)
 
 BASELINES = ("pretrained", "centred", "standardised")
 PAPER = ("ecluster", "dbc", "buc")
-CONTRASTIVE = ("contrastive_energy", "contrastive_dbscan", "contrastive_energy_jaccard")
+CONTRASTIVE = ("contrastive_energy", "contrastive_dbscan", "contrastive_energy_jaccard",
+               "contrastive_camera", "contrastive_camera_dbscan")
 METHODS = BASELINES + CONTRASTIVE + PAPER
 #: Diagnostics, not recipes (never in the default list): the contrastive
 #: extractor trained on the *true* labels of the training persons, i.e. what
@@ -139,9 +145,14 @@ def make_loop(method, args, seed):
                            n_rounds=args.rounds, **common)
     distance = "euclidean" if method == "contrastive_energy" else "jaccard"
     clusterer = None
-    if method == "contrastive_dbscan":
+    if method in ("contrastive_dbscan", "contrastive_camera_dbscan"):
         clusterer = AutoEpsDBSCAN(min_samples=2, metric="precomputed")
-    name = "contrastive_dbscan" if method == "contrastive_dbscan" else "contrastive_energy"
+    if method == "contrastive_camera_dbscan":
+        clusterer = CrossCameraAssociation(clusterer, metric="precomputed")
+    if method == "contrastive_camera":  # the pairs alone, on the features
+        distance, clusterer = "euclidean", CrossCameraAssociation(None)
+    name = {"contrastive_energy_jaccard": "contrastive_energy",
+            "contrastive_camera_dbscan": "contrastive_camera"}.get(method, method)
     loop = make_recipe(name, extractor, clusterer, camera_aware=True,
                        cluster_distance=distance, n_rounds=args.contrastive_rounds,
                        **common)

@@ -257,8 +257,9 @@ def _train_recipe(args, dataset):
 
     extractor = _extractor(args, frozen_stages=args.frozen_stages)
     params = {"checkpoint_dir": args.checkpoint_dir, "random_state": args.seed,
-              "verbose": max(1, args.verbose), "metric": args.metric,
-              "camera_aware": args.camera_aware}
+              "verbose": max(1, args.verbose), "metric": args.metric}
+    if args.camera_aware:  # else the recipe's own choice (contrastive_camera: True)
+        params["camera_aware"] = True
     if args.rounds is not None:
         params["n_rounds"] = args.rounds
     if args.cluster_distance is not None:

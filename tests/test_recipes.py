@@ -31,9 +31,12 @@ from sklearn_ecluster.metrics import evaluate_features, jaccard_distance
 from sklearn_ecluster.self_training import (
     RECIPES,
     AutoEpsDBSCAN,
+    CrossCameraAssociation,
     SelfTrainingReID,
     center_per_camera,
+    cross_camera_nearest,
     make_recipe,
+    mutual_cross_camera_pairs,
 )
 from sklearn_ecluster.self_training._dbscan import eps_from_distances
 
@@ -454,6 +457,8 @@ def _small(loop):
                     feature_extractor__iters_per_epoch=2)
     if isinstance(loop.clusterer, AutoEpsDBSCAN):
         loop.set_params(clusterer__min_samples=2, clusterer__rho=0.05)
+    elif isinstance(loop.clusterer, CrossCameraAssociation):
+        loop.set_params(clusterer__clusterer__min_samples=2, clusterer__clusterer__rho=0.05)
     else:
         loop.set_params(clusterer__device="cpu")
     return loop
@@ -509,11 +514,13 @@ TINY = ["--backbone", "resnet18", "--image-size", "32", "16", "--embedding-dim",
         "--device", "cpu", "--eval-batch-size", "32"]
 
 
-@pytest.mark.parametrize("recipe", ["contrastive_energy", "buc"])
+@pytest.mark.parametrize("recipe", ["contrastive_energy", "buc", "contrastive_camera"])
 def test_train_recipe_from_the_command_line(recipe, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "run"
+    # contrastive_camera is camera-aware by itself
+    camera = [] if recipe == "contrastive_camera" else ["--camera-aware"]
     argv = ["train", str(tiny_dataset), "--recipe", recipe, "--rounds", "2",
-            "--output-dir", str(out), "--frozen-stages", "layer3", "--camera-aware", *TINY]
+            "--output-dir", str(out), "--frozen-stages", "layer3", *camera, *TINY]
     if recipe == "buc":
         argv += ["--epochs", "1", "--merge-percent", "0.2", "--batch-size", "8"]
     else:
@@ -616,3 +623,94 @@ def test_demo_runs_the_contrastive_recipes_as_make_recipe_makes_them():
             "cluster_contrast", "pk", "adam", None)
         assert (ex.train_batch_size, ex.num_instances, ex.epochs) == (32, 4, 6)
     assert isinstance(demo_loop("contrastive_dbscan").clusterer, AutoEpsDBSCAN)
+
+
+# ------------------------------------------------- cross-camera association
+def _brute_nearest(D, cams):
+    """nearest[i, c] by a loop over samples and cameras (D: inf where no pair)."""
+    cameras = np.unique(cams)
+    out = np.full((len(D), len(cameras)), -1)
+    for i in range(len(D)):
+        for c, cam in enumerate(cameras):
+            if cam == cams[i]:
+                continue
+            cand = [j for j in range(len(D)) if cams[j] == cam and np.isfinite(D[i, j])]
+            if cand:
+                out[i, c] = min(cand, key=lambda j: (D[i, j], j))
+    return out
+
+
+def _brute_pairs(nearest, cams):
+    cameras = list(np.unique(cams))
+    return sorted((i, j) for i in range(len(cams)) for j in range(i + 1, len(cams))
+                  if cams[i] != cams[j] and nearest[i, cameras.index(cams[j])] == j
+                  and nearest[j, cameras.index(cams[i])] == i)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cross_camera_nearest_and_mutual_pairs_match_brute_force(seed):
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(40, 3))
+    cams = rng.choice([3, 5, 9], size=40)
+    D = cdist(X, X)
+    expected = _brute_nearest(D, cams)
+    for data, metric in ((X, "euclidean"), (D, "precomputed")):
+        nearest, cameras = cross_camera_nearest(data, cams, metric=metric)
+        np.testing.assert_array_equal(cameras, [3, 5, 9])
+        np.testing.assert_array_equal(nearest, expected)
+        pairs = mutual_cross_camera_pairs(data, cams, metric=metric)
+        assert [tuple(p) for p in pairs] == _brute_pairs(expected, cams)
+    # sparse distances: only the stored pairs can be neighbours (ties by index)
+    kept = np.triu(rng.random((40, 40)) < 0.2, 1)
+    kept = kept | kept.T
+    Dr = np.round(D, 1)  # ties
+    S = sparse.csr_matrix(np.where(kept, Dr + 1e-300, 0.0))
+    S.data -= 1e-300  # stored values as in Dr, explicit zeros kept
+    expected = _brute_nearest(np.where(kept, Dr, np.inf), cams)
+    np.testing.assert_array_equal(cross_camera_nearest(S, cams, metric="precomputed")[0],
+                                  expected)
+    assert [tuple(p) for p in mutual_cross_camera_pairs(S, cams, metric="precomputed")] \
+        == _brute_pairs(expected, cams)
+
+
+def test_cross_camera_association_joins_clusters_along_the_pairs():
+    # hand-computed: DBSCAN finds {0, 1} (camera 0) and {2, 3} (camera 1);
+    # 1 and 2 are each other's nearest in the other camera, so do 4 and 5
+    # (DBSCAN noise both), and 6 (camera 0, far) has no mutual partner
+    X = np.array([[0.0], [0.05], [1.0], [1.05], [9.0], [9.5], [30.0]])
+    cams = np.array([0, 0, 1, 1, 0, 1, 0])
+    model = CrossCameraAssociation(DBSCAN(eps=0.1, min_samples=2)).fit(X, camids=cams)
+    np.testing.assert_array_equal(model.clusterer_.labels_, [0, 0, 1, 1, -1, -1, -1])
+    np.testing.assert_array_equal(model.pairs_, [[1, 2], [4, 5]])
+    np.testing.assert_array_equal(model.labels_, [0, 0, 0, 0, 1, 1, -1])
+    alone = CrossCameraAssociation().fit(X, camids=cams)  # the pairs only
+    np.testing.assert_array_equal(alone.labels_, [-1, 0, 0, -1, 1, 1, -1])
+    with pytest.raises(ValueError, match="camids"):
+        CrossCameraAssociation().fit(X)
+    with pytest.raises(ValueError, match="one camera id"):
+        CrossCameraAssociation().fit(X, camids=cams[:3])
+    with pytest.raises(ValueError, match="metric"):
+        CrossCameraAssociation(metric="cosine").fit(X, camids=cams)
+
+
+def test_the_loop_gives_the_association_the_camera_ids():
+    images, ids, cams = _tiny_images()
+    ex = _tiny_extractor(epochs=1, train_batch_size=8)
+    centred = center_per_camera(_pretrained_features(ex, images), cams)
+    loop = SelfTrainingReID(ex, CrossCameraAssociation(), init="cluster",
+                            label_update="recluster", outliers="drop", camera_aware=True,
+                            n_rounds=1, selection="last", random_state=0)
+    loop.fit(images, ids, camids=cams)
+    expected = CrossCameraAssociation().fit(centred, camids=cams).labels_
+    np.testing.assert_array_equal(loop.labels_, expected)
+    with pytest.raises(ValueError, match="camera_aware=True"):
+        clone(loop).set_params(camera_aware=False).fit(images, camids=cams)
+    jac = make_recipe("contrastive_camera")
+    assert jac.camera_aware and isinstance(jac.clusterer, CrossCameraAssociation)
+    assert jac.clusterer.metric == jac.clusterer.clusterer.metric == "precomputed"
+    from sklearn_ecluster.self_training._loop import _takes_sparse_distances
+
+    assert _takes_sparse_distances(jac.clusterer)
+    assert not _takes_sparse_distances(CrossCameraAssociation(metric="precomputed"))

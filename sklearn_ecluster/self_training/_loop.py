@@ -451,6 +451,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                              "images: fit(X, camids=...).")
         if not self.camera_aware:
             camids = None
+        if _fit_takes_camids(self.clusterer) and camids is None:
+            raise ValueError(
+                f"The clusterer {self.clusterer!r} reads the camera ids: use "
+                "camera_aware=True and fit(X, camids=...).")
         if self.label_update == "recluster" and self.n_rounds is None:
             raise ValueError("label_update='recluster' needs n_rounds (a re-clustering "
                              "has no end of its own).")
@@ -546,7 +550,8 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             # init="cluster": cluster the starting (pretrained) network's features
             extractor.fit(X)
             state["labels"], state["clusterer"] = self._world.on_main(
-                self._cluster, clusterer, self._features(extractor, X, camids), None, m)
+                self._cluster, clusterer, self._features(extractor, X, camids), None, m,
+                camids)
             extractor.set_params(warm_start=True)  # train the network just clustered
             init_seconds = time.perf_counter() - t0
         labels = state["labels"]
@@ -600,7 +605,7 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         t3 = time.perf_counter()
         if not last:
             new_labels, model = self._world.on_main(self._cluster, clusterer, features,
-                                                    labels, m)
+                                                    labels, m, camids)
             if int(self._training_labels(new_labels, r + 1).max()) + 1 < 2:
                 warnings.warn(
                     f"SelfTrainingReID: the clustering after round {r} leaves fewer than "
@@ -642,11 +647,16 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         out[kept] = np.unique(out[kept], return_inverse=True)[1].ravel()
         return out
 
-    def _cluster(self, clusterer, features, labels, m):
-        """Cluster ``features`` (the next round's labels): merge or recluster."""
+    def _cluster(self, clusterer, features, labels, m, camids=None):
+        """Cluster ``features`` (the next round's labels): merge or recluster.
+
+        A clusterer whose ``fit`` takes ``camids`` gets them (e.g.
+        :class:`~sklearn_ecluster.self_training.CrossCameraAssociation`).
+        """
         from ..metrics import jaccard_distance
 
         model = clone(clusterer)
+        fit_params = {"camids": camids} if _fit_takes_camids(model) else {}
         data = features
         if self.cluster_distance == "jaccard":
             data = jaccard_distance(features, k1=30, k2=6,
@@ -656,9 +666,9 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             if model.get_params(deep=False).get("merge_percent") is not None:
                 # one batched step of exactly m merges, as in the paper's loop
                 model.set_params(merge_percent=(m + 0.5) / len(labels))
-            model.fit(data, init_labels=labels)
+            model.fit(data, init_labels=labels, **fit_params)
         else:
-            model.fit(data)
+            model.fit(data, **fit_params)
         return np.asarray(model.labels_, dtype=np.int64), model
 
     def _evaluate(self, extractor, evaluation):
@@ -711,6 +721,10 @@ class SelfTrainingReID(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
+def _fit_takes_camids(clusterer):
+    return clusterer is not None and "camids" in inspect.signature(clusterer.fit).parameters
+
+
 def _takes_sparse_distances(clusterer):
     """Whether ``clusterer`` reads a sparse Jaccard matrix as the dense one.
 
@@ -724,8 +738,12 @@ def _takes_sparse_distances(clusterer):
     from sklearn.cluster import DBSCAN
 
     from ..cluster import EnergyAgglomerative
+    from ._association import CrossCameraAssociation
     from ._dbscan import AutoEpsDBSCAN
 
+    if isinstance(clusterer, CrossCameraAssociation):  # reads what its base reads
+        return clusterer.clusterer is not None and _takes_sparse_distances(
+            clusterer.clusterer)
     if isinstance(clusterer, EnergyAgglomerative):
         return clusterer.metric == "precomputed" and clusterer.missing_distance == 1.0
     if isinstance(clusterer, AutoEpsDBSCAN):

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from ..utils._sklearn import HasMethods, StrOptions, validate_params
 
 PAPER_RECIPES = ("ecluster", "buc", "dbc")
-CONTRASTIVE_RECIPES = ("contrastive_dbscan", "contrastive_energy")
+CONTRASTIVE_RECIPES = ("contrastive_dbscan", "contrastive_energy", "contrastive_camera")
 RECIPES = PAPER_RECIPES + CONTRASTIVE_RECIPES
 
 #: The extractor of the contrastive cluster-memory recipe (SPEC 11, Cluster-Contrast).
@@ -75,12 +75,17 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
       ``N x N`` matrix exists at any size. Its default ``cluster_distance``
       is ``"euclidean"``; ``cluster_distance="jaccard"`` sets
       ``metric="precomputed"`` and ``missing_distance=1.0``: the sparse
-      Jaccard matrix, its 30 nearest pairs a sample as the graph.
+      Jaccard matrix, its 30 nearest pairs a sample as the graph;
+    - ``"contrastive_camera"``: ``"contrastive_dbscan"``'s clusters joined
+      along the cross-camera mutual nearest neighbours of the same distance
+      (:class:`~sklearn_ecluster.self_training.CrossCameraAssociation`), with
+      ``camera_aware=True``: needs ``fit(X, camids=...)``. An image DBSCAN
+      leaves out enters a cluster through its partner in another camera.
 
     Parameters
     ----------
-    name : {"ecluster", "buc", "dbc", "contrastive_dbscan", "contrastive_energy"}, \\
-            default="ecluster"
+    name : {"ecluster", "buc", "dbc", "contrastive_dbscan", "contrastive_energy", \\
+            "contrastive_camera"}, default="ecluster"
     feature_extractor : estimator, default=None
         The extractor (None: ``ReIDFeatureExtractor()``). The contrastive
         recipes set their training parameters (``CONTRASTIVE_EXTRACTOR``) on
@@ -110,6 +115,7 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
     """
     from ..cluster import make_clusterer
     from ..feature_extraction import ReIDFeatureExtractor
+    from ._association import CrossCameraAssociation
     from ._dbscan import AutoEpsDBSCAN
     from ._loop import SelfTrainingReID
 
@@ -117,13 +123,17 @@ def make_recipe(name="ecluster", feature_extractor=None, clusterer=None, **param
         if clusterer is None:
             clusterer = make_clusterer(name)
         return SelfTrainingReID(feature_extractor, clusterer, **params)
-    loop_params = {**deepcopy(CONTRASTIVE_LOOP), **params}
+    camera = {"camera_aware": True} if name == "contrastive_camera" else {}
+    loop_params = {**deepcopy(CONTRASTIVE_LOOP), **camera, **params}
     if name == "contrastive_energy" and "cluster_distance" not in params:
         loop_params["cluster_distance"] = "euclidean"
     metric = "precomputed" if loop_params["cluster_distance"] == "jaccard" else "euclidean"
     if clusterer is None:
         if name == "contrastive_dbscan":
             clusterer = AutoEpsDBSCAN(min_samples=4, metric=metric)
+        elif name == "contrastive_camera":
+            clusterer = CrossCameraAssociation(AutoEpsDBSCAN(min_samples=4, metric=metric),
+                                               metric=metric)
         else:
             # the graph mode on each sample's 30 nearest neighbours (the k1 = 30
             # of the Jaccard distance): no N x N matrix at any N, and every
