@@ -18,9 +18,14 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.metrics import pairwise_distances_chunked
 
-from ..utils._sklearn import HasMethods, StrOptions, _fit_context
+from ..utils._sklearn import HasMethods, StrOptions, _fit_context, validate_params
 
 
+@validate_params(
+    {"X": ["array-like", "sparse matrix"], "camids": ["array-like"],
+     "metric": [StrOptions({"euclidean", "precomputed"})]},
+    prefer_skip_nested_validation=True,
+)
 def cross_camera_nearest(X, camids, *, metric="euclidean"):
     """Each sample's nearest sample in every camera other than its own.
 
@@ -54,7 +59,16 @@ def cross_camera_nearest(X, camids, *, metric="euclidean"):
            [ 1, -1],
            [ 1, -1]])
     """
-    cameras, cam = np.unique(np.asarray(camids), return_inverse=True)
+    if not sparse.issparse(X):
+        X = np.asarray(X)
+    camids = np.asarray(camids)
+    if X.ndim != 2 or X.shape[0] == 0 or camids.shape != (X.shape[0],):
+        raise ValueError(f"X of shape {X.shape} and camids of shape {camids.shape}: one "
+                         "camera id a sample is needed.")
+    if metric == "precomputed" and X.shape[0] != X.shape[1]:
+        raise ValueError(f"metric='precomputed' needs a square distance matrix, got X of "
+                         f"shape {X.shape}.")
+    cameras, cam = np.unique(camids, return_inverse=True)
     cam = cam.ravel()
     n, n_cams = cam.size, cameras.size
     nearest = np.full((n, n_cams), -1, dtype=np.int64)
@@ -92,6 +106,11 @@ def _row_blocks(D, block_bytes=64 << 20):
         yield D[r0 : r0 + step]
 
 
+@validate_params(
+    {"X": ["array-like", "sparse matrix"], "camids": ["array-like"],
+     "metric": [StrOptions({"euclidean", "precomputed"})]},
+    prefer_skip_nested_validation=True,
+)
 def mutual_cross_camera_pairs(X, camids, *, metric="euclidean"):
     """Pairs ``(i, j)``, ``i < j``, of different cameras, each the other's nearest there.
 
