@@ -691,6 +691,8 @@ def test_cross_camera_association_joins_clusters_along_the_pairs():
         CrossCameraAssociation().fit(X)
     with pytest.raises(ValueError, match="one camera id"):
         CrossCameraAssociation().fit(X, camids=cams[:3])
+    lists = CrossCameraAssociation().fit(X.tolist(), camids=cams.tolist())  # array-likes
+    np.testing.assert_array_equal(lists.labels_, alone.labels_)
     with pytest.raises(ValueError, match="metric"):
         CrossCameraAssociation(metric="cosine").fit(X, camids=cams)
 

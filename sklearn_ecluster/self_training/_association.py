@@ -216,8 +216,10 @@ class CrossCameraAssociation(ClusterMixin, BaseEstimator):
         if camids is None:
             raise ValueError("CrossCameraAssociation.fit needs camids: the camera of "
                              "each sample.")
+        if not sparse.issparse(X):
+            X = np.asarray(X)
         camids = np.asarray(camids)
-        n = X.shape[0]
+        n = X.shape[0] if X.ndim else 0
         if camids.shape != (n,):
             raise ValueError(f"camids of shape {camids.shape} for {n} samples: one "
                              "camera id a sample is needed.")
