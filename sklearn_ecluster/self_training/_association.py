@@ -20,12 +20,14 @@ from sklearn.metrics import pairwise_distances_chunked
 
 from ..utils._sklearn import HasMethods, StrOptions, _fit_context, validate_params
 
+#: the parameters of the two neighbour functions
+_PAIR_PARAMS = {
+    "X": ["array-like", "sparse matrix"], "camids": ["array-like"],
+    "metric": [StrOptions({"euclidean", "precomputed"})],
+}
 
-@validate_params(
-    {"X": ["array-like", "sparse matrix"], "camids": ["array-like"],
-     "metric": [StrOptions({"euclidean", "precomputed"})]},
-    prefer_skip_nested_validation=True,
-)
+
+@validate_params(_PAIR_PARAMS, prefer_skip_nested_validation=True)
 def cross_camera_nearest(X, camids, *, metric="euclidean"):
     """Each sample's nearest sample in every camera other than its own.
 
@@ -106,11 +108,7 @@ def _row_blocks(D, block_bytes=64 << 20):
         yield D[r0 : r0 + step]
 
 
-@validate_params(
-    {"X": ["array-like", "sparse matrix"], "camids": ["array-like"],
-     "metric": [StrOptions({"euclidean", "precomputed"})]},
-    prefer_skip_nested_validation=True,
-)
+@validate_params(_PAIR_PARAMS, prefer_skip_nested_validation=True)
 def mutual_cross_camera_pairs(X, camids, *, metric="euclidean"):
     """Pairs ``(i, j)``, ``i < j``, of different cameras, each the other's nearest there.
 
