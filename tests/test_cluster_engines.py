@@ -1,7 +1,9 @@
 """The cluster package's engines, checked against independent references.
 
-- the reducible engine (rounds of reciprocal nearest neighbours) against the
-  cached exact engine, scipy's linkage and the naive reference, ties included;
+- the reducible engine (the compiled nearest-neighbour chain, and rounds of
+  reciprocal nearest neighbours) against the cached exact engine, scipy's
+  linkage and the naive reference, ties included, with and without the
+  compiled kernels;
 - the Lance-Williams updates against the criterion recomputed from the points;
 - reducibility (SPEC 6c): counterexamples for the criteria the package treats
   as non-reducible, none for the ones it builds by rounds;
@@ -96,11 +98,139 @@ def test_mst_engine_equals_the_cached_engine_and_follows_the_stopping_rules(seed
         np.testing.assert_array_equal(model.labels_, ref["labels"])
 
 
+def _without_compiled_kernels(monkeypatch):
+    """The package as built without a C compiler: NumPy rounds and Prim alone."""
+    from sklearn_ecluster.cluster import _engine_mst, _pair_matrix, _reducible_chain
+
+    monkeypatch.setattr(_reducible_chain, "_kernel", None)
+    monkeypatch.setattr(_engine_mst, "_kernel_prim", None)
+    monkeypatch.setattr(_engine_mst, "_kernel_kruskal", None)
+    monkeypatch.setattr(_pair_matrix, "_kernels", None)
+
+
+def _spy_chain(monkeypatch):
+    """A list that receives ``(merges, finished)`` of every chain run."""
+    from sklearn_ecluster.cluster import _engine_reducible
+
+    runs, run = [], _engine_reducible.run_chain
+
+    def spy(rs, recorder):
+        heights, finished = run(rs, recorder)
+        runs.append((len(heights), finished))
+        return heights, finished
+
+    monkeypatch.setattr(_engine_reducible, "run_chain", spy)
+    return runs
+
+
+needs_kernels = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("sklearn_ecluster.cluster._exact_kernels")
+    is None, reason="built without the compiled kernels")
+
+
+@needs_kernels
+@pytest.mark.parametrize("params", REDUCIBLE, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_kernels_equal_the_numpy_engines(params, dtype, seed, monkeypatch):
+    # the nearest-neighbour chain (and Prim) in C against the NumPy rounds (and
+    # Prim): the same merges; the same heights up to the rounding of
+    # Lance-Williams updates made in another order (single: minima, exact)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(int(rng.integers(50, 300)), int(rng.integers(2, 9)))).astype(dtype)
+    init = None
+    if seed == 3:  # from initial clusters (within sums, sizes > 1)
+        init = rng.integers(0, 40, size=len(X))
+        init = np.unique(init, return_inverse=True)[1]
+        order = np.unique(init, return_index=True)[1]
+        init = np.argsort(np.argsort(order))[init]
+    kw = dict(n_clusters=1, merge_percent=None, device="cpu", init_labels=init,
+              metric=_metric(params), **params)
+    runs = _spy_chain(monkeypatch)
+    a = energy_linkage_tree(X, **kw)
+    assert runs == ([] if params["linkage"] == "single" else [(a.n_leaves - 1, True)])
+    _without_compiled_kernels(monkeypatch)
+    b = energy_linkage_tree(X, **kw)
+    np.testing.assert_array_equal(a.children, b.children)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(a.distances, b.distances, rtol=64 * eps, atol=0)
+
+
+@needs_kernels
+@pytest.mark.parametrize("params", REDUCIBLE[1:], ids=IDS[1:])
+def test_chain_hands_ties_to_the_rounds_and_keeps_the_tie_rule(params, monkeypatch):
+    # integer grids: bit-identical ties from the start or after a few merges;
+    # the chain stops at the first merge a tie could change, and the rounds
+    # finish with the greedy rule, equal to the naive reference everywhere
+    runs = _spy_chain(monkeypatch)
+    handed_over_midway = 0
+    for seed in range(12):
+        rng = np.random.default_rng(100 + seed)
+        X = rng.integers(0, 4, size=(int(rng.integers(10, 60)), 2)).astype(float)
+        ref = naive_agglomerate(X, n_clusters=1, merge_percent=None, **params)
+        model = EnergyAgglomerative(n_clusters=1, merge_percent=None, device="cpu",
+                                    **params).fit(X)
+        np.testing.assert_array_equal(model.children_, ref["children"])
+        np.testing.assert_array_equal(model.distances_, ref["distances"])
+        if params["linkage"] == "average":
+            merges, finished = runs[-1]
+            handed_over_midway += (not finished) and merges > 0
+    if params["linkage"] == "average":
+        assert handed_over_midway > 0
+
+
+@needs_kernels
+def test_chain_kernel_validates_its_buffers_and_stops_without_a_finite_pair():
+    from sklearn_ecluster.cluster._exact_kernels import kruskal, nn_chain, prim
+
+    inf = np.inf
+    # two groups {0, 1} and {2, 3} with no finite pair between them
+    D = np.array([[inf, 1, inf, inf], [1, inf, inf, inf],
+                  [inf, inf, inf, 2], [inf, inf, 2, inf]])
+    sizes, node, alive = np.ones(4), np.arange(4), np.ones(4, dtype=bool)
+    children, heights = np.empty((3, 2), dtype=np.int64), np.empty(3)
+    # the chain from 0 merges {0, 1}, then finds no finite pair from 0 and stops
+    n, status = nn_chain(D, sizes, 2, node, 4, alive, children, heights)
+    assert (n, status) == (1, 2)
+    np.testing.assert_array_equal(children[0], [0, 1])
+    assert heights[0] == 1.0
+    np.testing.assert_array_equal(alive, [True, False, True, True])
+    np.testing.assert_array_equal(node, [4, 1, 2, 3])
+    np.testing.assert_array_equal(sizes, [2.0, 1.0, 1.0, 1.0])
+    assert D[0, 2] == D[2, 0] == inf and D[2, 3] == 2  # the update of row and column 0
+    with pytest.raises(ValueError, match="square float32 or float64"):
+        nn_chain(np.zeros((3, 3), dtype=np.int64), np.ones(3, dtype=np.int64), 2,
+                 np.arange(3), 3, np.ones(3, dtype=bool), children, heights)
+    with pytest.raises(ValueError, match="sizes"):
+        nn_chain(D.astype(np.float32), sizes, 2, node, 4, alive, children, heights)
+    with pytest.raises(ValueError, match="method"):
+        nn_chain(D, sizes, 7, node, 4, alive, children, heights)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        prim(np.zeros((4, 4))[:, ::2], np.empty(4, np.int64), np.empty(4))
+    with pytest.raises(ValueError, match="order"):
+        prim(np.zeros((4, 4)), np.empty(3, np.int64), np.empty(4))
+    # Kruskal: a path 0-1-2 with tied edges at cluster 1 is ambiguous (-1);
+    # disjoint tied edges merge in (lo, hi) order
+    edges = [np.array(v, dtype=np.int64) for v in ([0, 1], [1, 2])]
+    out = np.empty((2, 2), dtype=np.int64), np.empty(2)
+    assert kruskal(*edges, np.ones(2), np.arange(2), 2, inf, np.arange(3), 3, *out) == -1
+    edges = [np.array(v, dtype=np.int64) for v in ([2, 0, 1], [3, 1, 2])]
+    node = np.arange(4)
+    m = kruskal(*edges, np.array([1.0, 1.0, 5.0]), np.arange(3), 3, inf, node, 4,
+                np.empty((3, 2), dtype=np.int64), np.empty(3))
+    assert m == 3 and node[0] == 6  # (0, 1), (2, 3), then the two pairs
+    with pytest.raises(ValueError, match="out of range"):
+        kruskal(np.array([0, 9]), np.array([1, 2]), np.ones(2), np.arange(2), 2, inf,
+                np.arange(3), 3, *out)
+
+
 @pytest.mark.parametrize("params", REDUCIBLE[:2], ids=IDS[:2])
 @pytest.mark.parametrize("seed", range(3))
 def test_torch_rounds_equal_the_numpy_rounds(params, seed, monkeypatch):
     # the CPU runs the NumPy kernels; the torch ones (GPU) must give the same tree
     from sklearn_ecluster.cluster import _engine_reducible
+
+    _without_compiled_kernels(monkeypatch)
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(int(rng.integers(30, 200)), 4))
@@ -119,6 +249,8 @@ def test_torch_rounds_equal_the_numpy_rounds(params, seed, monkeypatch):
 @pytest.mark.parametrize("seed", range(3))
 def test_torch_prim_equals_the_numpy_prim(seed, monkeypatch):
     from sklearn_ecluster.cluster import _engine_mst
+
+    _without_compiled_kernels(monkeypatch)
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(int(rng.integers(30, 200)), 3))
@@ -170,9 +302,13 @@ def test_reducible_engine_equals_scipy_at_every_cut(params, method):
 
 @pytest.mark.parametrize("params", REDUCIBLE[1:], ids=IDS[1:])
 @pytest.mark.parametrize("seed", range(8))
-def test_reducible_engine_follows_the_tie_rule_on_integer_grids(params, seed):
+@pytest.mark.parametrize("kernels", [True, False], ids=["compiled", "numpy"])
+def test_reducible_engine_follows_the_tie_rule_on_integer_grids(params, seed, kernels,
+                                                                monkeypatch):
     # integer data: sums are exact, ties are bit-identical; the naive reference
     # takes pairs in (D, i, j) order one at a time
+    if not kernels:
+        _without_compiled_kernels(monkeypatch)
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 3, size=(int(rng.integers(8, 40)), 2)).astype(float)
     ref = naive_agglomerate(X, n_clusters=1, merge_percent=None, **params)
@@ -412,7 +548,17 @@ def test_verbose_batched_prints_every_step(capsys):
     assert m and int(m[1]) == model.n_steps_ and int(m[3]) == 3
 
 
-def test_verbose_exact_reducible_prints_every_round(capsys):
+@needs_kernels
+def test_verbose_exact_reducible_prints_the_chain(capsys):
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    model, lines = _fit_lines(capsys, X, n_clusters=1, merge_percent=None, weighted=True,
+                              regularizer=None, lam=0.0, verbose=1)
+    assert lines[0] == "[EnergyAgglomerative] nearest-neighbour chain: 79 merges"
+    assert len(lines) == 2 and SUMMARY.match(lines[1])[2] == "79"
+
+
+def test_verbose_exact_reducible_prints_every_round(capsys, monkeypatch):
+    _without_compiled_kernels(monkeypatch)
     X = np.random.default_rng(0).normal(size=(80, 3))
     model, lines = _fit_lines(capsys, X, n_clusters=1, merge_percent=None, weighted=True,
                               regularizer=None, lam=0.0, verbose=1)
@@ -440,11 +586,10 @@ def test_verbose_exact_cached_prints_a_twentieth_of_the_merges(capsys):
     assert SUMMARY.match(summary)[2] == "80"
 
 
-def test_reducible_merges_by_blocks_of_pairs_give_the_same_tree():
+def test_reducible_merges_by_blocks_of_pairs_give_the_same_tree(monkeypatch):
     # merge_pairs updates the rows of many pairs by blocks (bench_recluster_scale):
     # one pair a block and all at once build the same tree, to the bit
-    from sklearn_ecluster.cluster import energy_linkage_tree
-
+    _without_compiled_kernels(monkeypatch)
     X = np.random.default_rng(3).normal(size=(120, 5))
     kw = dict(n_clusters=1, merge_percent=None, linkage="energy", weighted=True,
               regularizer=None, lam=0.0, device="cpu")
@@ -456,7 +601,11 @@ def test_reducible_merges_by_blocks_of_pairs_give_the_same_tree():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("k", "step"), [(1, 256), (7, 3), (300, 64), (513, 256)])
-def test_tiled_symmetrisation_equals_the_plain_formula_bit_for_bit(dtype, k, step):
+@pytest.mark.parametrize("kernels", [True, False], ids=["compiled", "numpy"])
+def test_tiled_symmetrisation_equals_the_plain_formula_bit_for_bit(dtype, k, step, kernels,
+                                                                  monkeypatch):
+    if not kernels:
+        _without_compiled_kernels(monkeypatch)
     from sklearn_ecluster.cluster._pair_matrix import _symmetrize_
 
     X = torch.as_tensor(np.random.default_rng(k).normal(size=(k, k)), dtype=dtype)
@@ -471,7 +620,10 @@ def test_tiled_symmetrisation_equals_the_plain_formula_bit_for_bit(dtype, k, ste
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("k", "step"), [(1, 256), (7, 3), (300, 64)])
-def test_tiled_symmetrisation_of_a_symmetric_matrix_is_a_copy(dtype, k, step):
+@pytest.mark.parametrize("kernels", [True, False], ids=["compiled", "numpy"])
+def test_tiled_symmetrisation_of_a_symmetric_matrix_is_a_copy(dtype, k, step, kernels, monkeypatch):
+    if not kernels:
+        _without_compiled_kernels(monkeypatch)
     from sklearn_ecluster.cluster._pair_matrix import _symmetrize_
 
     A = torch.as_tensor(np.random.default_rng(k).normal(size=(k, k)), dtype=dtype)
@@ -482,7 +634,10 @@ def test_tiled_symmetrisation_of_a_symmetric_matrix_is_a_copy(dtype, k, step):
 
 
 @pytest.mark.parametrize("step", [3, 64, 256])
-def test_exact_symmetry_check_equals_the_plain_comparison(step):
+@pytest.mark.parametrize("kernels", [True, False], ids=["compiled", "numpy"])
+def test_exact_symmetry_check_equals_the_plain_comparison(step, kernels, monkeypatch):
+    if not kernels:
+        _without_compiled_kernels(monkeypatch)
     from sklearn_ecluster.cluster._pair_matrix import exactly_symmetric
 
     rng = np.random.default_rng(step)

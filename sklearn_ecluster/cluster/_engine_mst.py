@@ -20,6 +20,12 @@ from ._engine_reducible import build_exact_reducible
 from ._union_find import find as find_root
 from ._union_find import union
 
+try:
+    from ._exact_kernels import kruskal as _kernel_kruskal
+    from ._exact_kernels import prim as _kernel_prim
+except ImportError:  # built without a C compiler: Prim and Kruskal in Python
+    _kernel_prim = _kernel_kruskal = None
+
 
 def _prim_numpy(S):
     """Edges ``(a, b, w)`` with the single-linkage tree of a minimum spanning
@@ -49,6 +55,18 @@ def _prim_numpy(S):
         rest[p], dist[p] = rest[last], dist[last]
         rest, dist = rest[:last], dist[:last]
         np.minimum(dist, S[j].take(rest, out=row[:last]), out=dist)
+    return order[:-1], order[1:], w[1:]
+
+
+def _prim_compiled(S):
+    """:func:`_prim_numpy` by the compiled kernel (the same steps, one fused
+    pass a step); None when the package was built without it."""
+    if _kernel_prim is None or S.dtype not in (np.float32, np.float64):
+        return None
+    k = S.shape[0]
+    order = np.empty(k, dtype=np.int64)
+    w = np.empty(k, dtype=np.float64)
+    _kernel_prim(S, order, w)
     return order[:-1], order[1:], w[1:]
 
 
@@ -111,6 +129,28 @@ def _kruskal(a, b, w, k, q_max, threshold):
     return merges
 
 
+def _kruskal_compiled(a, b, w, q_max, threshold, recorder):
+    """:func:`_kruskal` by the compiled kernel, straight into ``recorder``;
+    False (nothing recorded) when ties are ambiguous."""
+    n = len(w)
+    children = np.empty((n, 2), dtype=np.int64)
+    heights = np.empty(n, dtype=np.float64)
+    node = recorder.node.copy()  # kept when the kernel gives up
+    m = _kernel_kruskal(np.ascontiguousarray(a, dtype=np.int64),
+                        np.ascontiguousarray(b, dtype=np.int64),
+                        np.ascontiguousarray(w, dtype=np.float64),
+                        np.argsort(w, kind="stable"), min(q_max, n),
+                        float("inf") if threshold is None else float(threshold),
+                        node, recorder.n_leaves + recorder.n_merges, children, heights)
+    if m < 0:
+        return False
+    recorder.say(f"minimum spanning tree: {n} edges")
+    recorder.node[:] = node
+    recorder.extend_sequence(children[:m], heights[:m])
+    recorder.replace_sequence(recorder.children, recorder.distances)
+    return True
+
+
 def build_exact_mst(state, recorder, stop):
     """The exact single-linkage tree from a minimum spanning tree."""
     k = state.k
@@ -118,9 +158,18 @@ def build_exact_mst(state, recorder, stop):
     # minimum distances, read off the diagonal only (a borrowed input matrix
     # keeps its own diagonal)
     S = state.pm.matrix
-    # NumPy on the CPU (no per-operation overhead in the N-step loop)
-    a, b, w = _prim_numpy(S.numpy()) if S.device.type == "cpu" else _prim(S, k)
-    merges = _kruskal(a, b, w, k, q_max, stop.distance_threshold)
+    # compiled (or NumPy) on the CPU: no per-operation overhead in the N-step loop
+    if S.device.type == "cpu":
+        S = np.ascontiguousarray(S.numpy())
+        a, b, w = _prim_compiled(S) or _prim_numpy(S)
+    else:
+        a, b, w = _prim(S, k)
+    if _kernel_kruskal is not None:
+        if _kruskal_compiled(a, b, w, q_max, stop.distance_threshold, recorder):
+            return
+        merges = None
+    else:
+        merges = _kruskal(a, b, w, k, q_max, stop.distance_threshold)
     if merges is None:
         recorder.say("minimum spanning tree: tied weights at one cluster, rounds of "
                      "reciprocal nearest neighbours instead")

@@ -31,6 +31,7 @@ import heapq
 import numpy as np
 import torch
 
+from ._reducible_chain import chain_available, run_chain
 from ._reducible_numpy import COMPACT_FRACTION, _rounds_numpy
 from ._reducible_torch import _rounds_torch
 
@@ -121,30 +122,46 @@ class _ReducibleState:
         if w - self.k < self.compact_fraction * w:
             return None
         keep = torch.nonzero(self.alive).squeeze(1)
-        self.pm._compact(keep)  # the live block to the front of the buffer
+        self.keep_only(keep)
         self.new_rows = new[:, keep]
+        return keep
+
+    def keep_only(self, keep):
+        """Move the live slots ``keep`` (ascending) to the front of the buffer."""
+        keep = keep.to(self.pm.storage.device)
+        self.pm._compact(keep)
         self.sizes = self.sizes[keep]
         self.alive = torch.ones(keep.numel(), dtype=torch.bool, device=keep.device)
-        return keep
 
 
 def build_exact_reducible(state, recorder, stop):
-    """The exact greedy dendrogram of a reducible criterion, by RNN rounds.
+    """The exact greedy dendrogram of a reducible criterion.
 
-    On the CPU the rounds run in NumPy on the pair matrix's own memory
-    (:func:`_rounds_numpy`): single-threaded vectorised kernels, no launch
-    overhead or thread hand-offs per operation; elsewhere in torch
-    (:func:`_rounds_torch`). Both follow the same steps.
+    On the CPU the compiled nearest-neighbour chain (:func:`run_chain`) makes
+    every merge it can prove is the greedy one, then (only after an exact
+    tie) the NumPy rounds (:func:`_rounds_numpy`) finish; without the
+    compiled kernel the rounds do it all, on the pair matrix's own memory.
+    Elsewhere (CUDA) the rounds run in torch (:func:`_rounds_torch`). All
+    paths give the same dendrogram, put in the greedy order at the end.
     """
     n_leaves = state.k
     q_max = stop.max_merges(n_leaves)
     rs = _ReducibleState(state)
     del state  # its statistics are not needed any more; D holds everything
-    rounds = _rounds_numpy if rs.pm.matrix.device.type == "cpu" else _rounds_torch
-    rounds(rs, recorder, stop, q_max)
-    children, distances = recorder.children, recorder.distances
-    order = greedy_order(np.asarray(children, dtype=np.int64).reshape(-1, 2),
-                         np.asarray(distances, dtype=np.float64), n_leaves)
+    on_cpu = rs.pm.matrix.device.type == "cpu"
+    finished, heights = False, None
+    if on_cpu and chain_available(rs):
+        heights, finished = run_chain(rs, recorder)
+    if not finished:
+        rounds = _rounds_numpy if on_cpu else _rounds_torch
+        rounds(rs, recorder, stop, q_max, heights=heights)
+    children = np.asarray(recorder.children, dtype=np.int64).reshape(-1, 2)
+    distances = np.asarray(recorder.distances, dtype=np.float64)
+    order = greedy_order(children, distances, n_leaves)
+    threshold = stop.distance_threshold
+    if threshold is not None:  # the chain builds the whole tree: cut it there
+        above = np.flatnonzero(distances[order] >= threshold)
+        q_max = min(q_max, int(above[0]) if above.size else q_max)
     recorder.replace_sequence(*_renumber(children, distances, order, n_leaves, q_max))
 
 

@@ -61,6 +61,12 @@ class MergeRecorder:
         self.distances.extend(np.asarray(values, dtype=np.float64).tolist())
         self.node[slots_a] = first + np.arange(slots_a.size)
 
+    def extend_sequence(self, children, distances):
+        """Record merges already in tree node ids, the engine having kept
+        :attr:`node` up to date itself (the compiled nearest-neighbour chain)."""
+        self.children.extend(map(tuple, np.asarray(children, dtype=np.int64).tolist()))
+        self.distances.extend(np.asarray(distances, dtype=np.float64).tolist())
+
     def compact(self, keep):
         """The engine kept only the slots ``keep`` (ascending, a LongTensor or array)."""
         keep = keep.cpu().numpy() if hasattr(keep, "cpu") else np.asarray(keep)

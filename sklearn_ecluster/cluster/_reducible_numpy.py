@@ -201,12 +201,15 @@ class _NumpyRounds:
         self.nn[rows] = np.where(better, col, cur_j)
 
 
-def _rounds_numpy(rs, recorder, stop, q_max):
-    """The rounds of :func:`_rounds_torch`, in NumPy on the CPU."""
+def _rounds_numpy(rs, recorder, stop, q_max, heights=None):
+    """The rounds of :func:`_rounds_torch`, in NumPy on the CPU.
+
+    ``heights``: those of the merges already made (by the chain).
+    """
     threshold = stop.distance_threshold
     st = _NumpyRounds(rs)
-    n_heights = 0
-    heights = []
+    heights = [] if heights is None else [np.asarray(heights, dtype=np.float64)]
+    n_heights = sum(h.size for h in heights)
     n_round = 0
     while st.k > 1:
         val, nn, tied = st.val, st.nn, st.tied

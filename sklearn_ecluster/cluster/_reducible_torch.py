@@ -73,12 +73,15 @@ class _NearestCache:
         return new_of_old
 
 
-def _rounds_torch(rs, recorder, stop, q_max):
-    """The rounds on the reducible state ``rs``, in torch (any device)."""
+def _rounds_torch(rs, recorder, stop, q_max, heights=None):
+    """The rounds on the reducible state ``rs``, in torch (any device).
+
+    ``heights``: those of the merges already made (by the chain).
+    """
     threshold = stop.distance_threshold
     dev = rs.pm.matrix.device
     cache = _NearestCache(rs)
-    heights = []
+    heights = [] if heights is None else [float(h) for h in heights]
     n_round = 0
     while rs.k > 1:
         val, nn, tied = cache.val, cache.nn, cache.tied
