@@ -1,6 +1,7 @@
 """Exact mode against fastcluster, and the cached engine against a plain rescan.
 
-Three tables, each figure a median over ``--repeats`` runs in this process:
+Three tables, each figure a median over ``--repeats`` runs in this process
+(after one untimed warm-up run of each):
 
 1. Reducible criteria on the same distance matrix: fastcluster's ``linkage``
    (nearest-neighbour chain, C++) against ``energy_linkage_tree(D,
@@ -48,6 +49,10 @@ def features(n, d, seed=0):
 
 
 def median_time(fn, repeats):
+    """Median of ``repeats`` timed calls after one untimed call (warm caches,
+    lazy initialisation, first-touch of the allocator's memory: for both
+    libraries alike)."""
+    fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

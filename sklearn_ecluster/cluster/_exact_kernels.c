@@ -35,6 +35,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,11 +49,15 @@ enum { DONE = 0, TIED = 1, STUCK = 2 };
  * it made (tree node ids, height) and leaves the matrix, sizes, node ids and
  * the alive mask describing the clusters reached. Returns the merge count.
  */
-#define DEFINE_CHAIN(NAME, T)                                                       \
+#define DEFINE_CHAIN(NAME, T, EPS)                                                  \
 static Py_ssize_t NAME(T *D, Py_ssize_t w, T *size, int method, int64_t *node,      \
                        int64_t next_id, unsigned char *alive, int64_t *children,    \
-                       double *heights, int *status, Py_ssize_t *work)              \
+                       double *heights, int *status, Py_ssize_t *work, double *inv) \
 {                                                                                   \
+    /* the quotient S / (n_a n_j) rounded in T is within 2 EPS of the true */       \
+    /* one, the reciprocal product in double within 4 double eps */                 \
+    const double SCREEN = 16.0 * (EPS);                                             \
+    for (Py_ssize_t j = 0; j < w; j++) inv[j] = 1.0 / (double)size[j];              \
     /* work: 3 w entries: live slots (ascending), chain, chain tie flags */         \
     Py_ssize_t *live = work, *chain = work + w, *tie = work + 2 * w;                \
     Py_ssize_t n_live = 0, len = 0, n_merges = 0;                                   \
@@ -68,12 +73,31 @@ static Py_ssize_t NAME(T *D, Py_ssize_t w, T *size, int method, int64_t *node,  
         T best = 0;                                                                 \
         Py_ssize_t arg = -1;                                                        \
         int tied = 0;                                                               \
-        for (Py_ssize_t t = 0; t < n_live; t++) {  /* first minimum: lowest j */    \
-            Py_ssize_t j = live[t];                                                 \
-            if (j == a) continue;                                                   \
-            T v = sums ? row[j] / (n_a * size[j]) : row[j];                         \
-            if (arg < 0 || v < best) { best = v; arg = j; tied = 0; }               \
-            else if (v == best) tied = 1;                                           \
+        if (sums) {  /* first minimum: lowest j */                                  \
+            /* the exact quotient only where a product with the reciprocal */       \
+            /* (a few ulps off) says it can reach the best: same result, */         \
+            /* a division for a few entries instead of all */                       \
+            const double ia = 1.0 / (double)n_a;                                    \
+            double reach = 0.0;                                                     \
+            for (Py_ssize_t t = 0; t < n_live; t++) {                               \
+                Py_ssize_t j = live[t];                                             \
+                if (j == a) continue;                                               \
+                if (arg >= 0 && (double)row[j] * (ia * inv[j]) > reach) continue;   \
+                T v = row[j] / (n_a * size[j]);                                     \
+                if (arg < 0 || v < best) {                                          \
+                    best = v; arg = j; tied = 0;                                    \
+                    reach = (double)best + fabs((double)best) * SCREEN;             \
+                }                                                                   \
+                else if (v == best) tied = 1;                                       \
+            }                                                                       \
+        } else {                                                                    \
+            for (Py_ssize_t t = 0; t < n_live; t++) {                               \
+                Py_ssize_t j = live[t];                                             \
+                if (j == a) continue;                                               \
+                T v = row[j];                                                       \
+                if (arg < 0 || v < best) { best = v; arg = j; tied = 0; }           \
+                else if (v == best) tied = 1;                                       \
+            }                                                                       \
         }                                                                           \
         if (!(best < (T)INFINITY)) { *status = STUCK; break; }                      \
         T v_prev = 0;                                                               \
@@ -110,6 +134,7 @@ static Py_ssize_t NAME(T *D, Py_ssize_t w, T *size, int method, int64_t *node,  
         node[lo] = next_id + n_merges;                                              \
         n_merges++;                                                                 \
         size[lo] = n_lo + n_hi;                                                     \
+        inv[lo] = 1.0 / (double)size[lo];                                           \
         alive[hi] = 0;                                                              \
         Py_ssize_t p = 0;                                                           \
         while (live[p] != hi) p++;                                                  \
@@ -129,8 +154,8 @@ static Py_ssize_t NAME(T *D, Py_ssize_t w, T *size, int method, int64_t *node,  
     return n_merges;                                                                \
 }
 
-DEFINE_CHAIN(chain_float, float)
-DEFINE_CHAIN(chain_double, double)
+DEFINE_CHAIN(chain_float, float, FLT_EPSILON)
+DEFINE_CHAIN(chain_double, double, DBL_EPSILON)
 
 
 /*
@@ -355,7 +380,10 @@ nn_chain(PyObject *self, PyObject *args)
         goto done;
     }
     Py_ssize_t *work = PyMem_RawMalloc((size_t)(3 * (w > 0 ? w : 1)) * sizeof(Py_ssize_t));
-    if (work == NULL) {
+    double *inv = PyMem_RawMalloc((size_t)(w > 0 ? w : 1) * sizeof(double));
+    if (work == NULL || inv == NULL) {
+        PyMem_RawFree(work);
+        PyMem_RawFree(inv);
         PyErr_NoMemory();
         goto done;
     }
@@ -366,14 +394,15 @@ nn_chain(PyObject *self, PyObject *args)
         n_merges = chain_float((float *)b[0].buf, w, (float *)b[1].buf, method,
                                (int64_t *)b[2].buf, (int64_t)next_id,
                                (unsigned char *)b[3].buf, (int64_t *)b[4].buf,
-                               (double *)b[5].buf, &status, work);
+                               (double *)b[5].buf, &status, work, inv);
     else
         n_merges = chain_double((double *)b[0].buf, w, (double *)b[1].buf, method,
                                 (int64_t *)b[2].buf, (int64_t)next_id,
                                 (unsigned char *)b[3].buf, (int64_t *)b[4].buf,
-                                (double *)b[5].buf, &status, work);
+                                (double *)b[5].buf, &status, work, inv);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(work);
+    PyMem_RawFree(inv);
     result = Py_BuildValue("ni", n_merges, status);
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);

@@ -224,9 +224,10 @@ def _empty_buffer(n, dtype, device):
     costs a few hundred page faults instead of one per 4 KiB (a 200 MB matrix
     filled 4x faster here than in torch's own allocation).
     """
-    if device.type != "cpu":
+    numpy_dtype = {torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
+    if device.type != "cpu" or numpy_dtype is None:
         return torch.empty(n, dtype=dtype, device=device)
-    return torch.from_numpy(np.empty(n, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    return torch.from_numpy(np.empty(n, dtype=numpy_dtype))
 
 
 def _symmetrize_(S, X=None, step=256):
