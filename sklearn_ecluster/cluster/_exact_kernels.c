@@ -328,6 +328,20 @@ format_char(const Py_buffer *view)
     return f[0] != '\0' && f[1] == '\0' ? f[0] : '\0';
 }
 
+/* A square float32 / float64 matrix: its dtype code and size, or an error. */
+static int
+square_matrix(const Py_buffer *view, const char *name, char *fmt, Py_ssize_t *k)
+{
+    *fmt = format_char(view);
+    *k = view->ndim == 2 ? view->shape[0] : -1;
+    if ((*fmt != 'f' && *fmt != 'd') || *k < 0 || view->shape[1] != *k) {
+        PyErr_Format(PyExc_ValueError, "%s must be a square float32 or float64 matrix",
+                     name);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(nn_chain_doc,
 "nn_chain(D, sizes, method, node, next_id, alive, children, heights)\n"
 "--\n\n"
@@ -358,13 +372,10 @@ nn_chain(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     for (; got < 6; got++)
         if (get_buffer(objs[got], &b[got], names[got], 1) < 0) goto done;
-    char fmt = format_char(&b[0]);
-    Py_ssize_t item = fmt == 'f' ? 4 : fmt == 'd' ? 8 : 0;
-    Py_ssize_t w = b[0].ndim == 2 ? b[0].shape[0] : -1;
-    if (item == 0 || w < 0 || b[0].shape[1] != w) {
-        PyErr_SetString(PyExc_ValueError, "D must be a square float32 or float64 matrix");
-        goto done;
-    }
+    char fmt;
+    Py_ssize_t w;
+    if (square_matrix(&b[0], "D", &fmt, &w) < 0) goto done;
+    Py_ssize_t item = fmt == 'f' ? 4 : 8;
     if (format_char(&b[1]) != fmt || b[1].len != w * item) {
         PyErr_SetString(PyExc_ValueError, "sizes must be a vector of D's length and dtype");
         goto done;
@@ -432,13 +443,14 @@ prim(PyObject *self, PyObject *args)
     got = 2;
     if (get_buffer(o_weight, &b[2], "weight", 1) < 0) goto done;
     got = 3;
-    char fmt = format_char(&b[0]);
-    Py_ssize_t item = fmt == 'f' ? 4 : fmt == 'd' ? 8 : 0;
-    Py_ssize_t k = b[0].ndim == 2 ? b[0].shape[0] : -1;
-    if (item == 0 || k < 1 || b[0].shape[1] != k) {
-        PyErr_SetString(PyExc_ValueError, "S must be a square float32 or float64 matrix");
+    char fmt;
+    Py_ssize_t k;
+    if (square_matrix(&b[0], "S", &fmt, &k) < 0) goto done;
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "S must hold at least one cluster");
         goto done;
     }
+    Py_ssize_t item = fmt == 'f' ? 4 : 8;
     if (b[1].itemsize != 8 || b[1].len != k * 8 || b[2].itemsize != 8
             || b[2].len != k * 8) {
         PyErr_SetString(PyExc_ValueError, "order (int64) and weight (float64) need K entries");
@@ -465,20 +477,6 @@ prim(PyObject *self, PyObject *args)
 done:
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
     return result;
-}
-
-/* A square float32 / float64 matrix: its dtype code and size, or an error. */
-static int
-square_matrix(const Py_buffer *view, const char *name, char *fmt, Py_ssize_t *k)
-{
-    *fmt = format_char(view);
-    *k = view->ndim == 2 ? view->shape[0] : -1;
-    if ((*fmt != 'f' && *fmt != 'd') || *k < 0 || view->shape[1] != *k) {
-        PyErr_Format(PyExc_ValueError, "%s must be a square float32 or float64 matrix",
-                     name);
-        return -1;
-    }
-    return 0;
 }
 
 PyDoc_STRVAR(symmetrize_doc,
