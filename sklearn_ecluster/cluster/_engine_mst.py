@@ -2,8 +2,10 @@
 
 Single linkage merges along a minimum spanning tree of the clusters (Gower &
 Ross 1969; fastcluster's ``single`` is built this way): Prim's algorithm over
-the pair matrix (one row read per added cluster, one vectorised minimum per
-step) gives the tree, and Kruskal's order of its edges gives the merges.
+the pair matrix (one row read per added cluster) gives the tree, and
+Kruskal's order of its edges gives the merges. On the CPU both are compiled
+(``_exact_kernels.c``) when the package was built with its kernels, else
+NumPy (one vectorised minimum per Prim step) and Python.
 
 The greedy order breaks exact ties by the lowest ``(i, j)`` slot pair. Tied
 tree edges that merge disjoint pairs of clusters are taken in that order; two

@@ -7,7 +7,8 @@ One engine per mode, each in its own module, all writing to one
 - ``"batched"`` (:mod:`._engine_batched`): the paper's schedule, many merges
   per evaluation of the criterion;
 - ``"exact_reducible"`` (:mod:`._engine_reducible`): the exact greedy tree of a
-  reducible criterion by rounds of reciprocal nearest neighbours;
+  reducible criterion by the nearest-neighbour chain (compiled, CPU;
+  :mod:`._reducible_chain`) and rounds of reciprocal nearest neighbours;
 - ``"exact_mst"`` (:mod:`._engine_mst`): single linkage from a minimum
   spanning tree (the reducible engine when tree weights tie);
 - ``"exact_cached"`` (:mod:`._engine_exact`): the exact greedy tree of any
