@@ -128,6 +128,23 @@ needs_kernels = pytest.mark.skipif(
     is None, reason="built without the compiled kernels")
 
 
+def test_compiled_kernels_are_built_where_a_c_compiler_is_present():
+    # the skips of needs_kernels must not hide a broken build: with the C
+    # compiler Python was built with on PATH, setup.py builds the extension
+    # (and ``pip install -e`` puts it next to the sources python -m imports)
+    import os
+    import shutil
+    import sysconfig
+    from importlib.util import find_spec
+
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}) on PATH: the NumPy engines run alone")
+    assert find_spec("sklearn_ecluster.cluster._exact_kernels") is not None, (
+        "a C compiler is present but the extension is missing: install with "
+        "`pip install -e .` from the checkout (see README.md)")
+
+
 @needs_kernels
 @pytest.mark.parametrize("params", REDUCIBLE, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
