@@ -100,12 +100,9 @@ def test_mst_engine_equals_the_cached_engine_and_follows_the_stopping_rules(seed
 
 def _without_compiled_kernels(monkeypatch):
     """The package as built without a C compiler: NumPy rounds and Prim alone."""
-    from sklearn_ecluster.cluster import _engine_mst, _pair_matrix, _reducible_chain
+    from sklearn_ecluster.cluster import _compiled
 
-    monkeypatch.setattr(_reducible_chain, "_kernel", None)
-    monkeypatch.setattr(_engine_mst, "_kernel_prim", None)
-    monkeypatch.setattr(_engine_mst, "_kernel_kruskal", None)
-    monkeypatch.setattr(_pair_matrix, "_kernels", None)
+    monkeypatch.setattr(_compiled, "kernels", None)
 
 
 def _spy_chain(monkeypatch):

@@ -18,15 +18,10 @@ exactly.
 import numpy as np
 import torch
 
+from . import _compiled
 from ._engine_reducible import build_exact_reducible
 from ._union_find import find as find_root
 from ._union_find import union
-
-try:
-    from ._exact_kernels import kruskal as _kernel_kruskal
-    from ._exact_kernels import prim as _kernel_prim
-except ImportError:  # built without a C compiler: Prim and Kruskal in Python
-    _kernel_prim = _kernel_kruskal = None
 
 
 def _prim_numpy(S):
@@ -63,12 +58,12 @@ def _prim_numpy(S):
 def _prim_compiled(S):
     """:func:`_prim_numpy` by the compiled kernel (the same steps, one fused
     pass a step); None when the package was built without it."""
-    if _kernel_prim is None or S.dtype not in (np.float32, np.float64):
+    if _compiled.kernels is None or S.dtype not in (np.float32, np.float64):
         return None
     k = S.shape[0]
     order = np.empty(k, dtype=np.int64)
     w = np.empty(k, dtype=np.float64)
-    _kernel_prim(S, order, w)
+    _compiled.kernels.prim(S, order, w)
     return order[:-1], order[1:], w[1:]
 
 
@@ -138,12 +133,13 @@ def _kruskal_compiled(a, b, w, q_max, threshold, recorder):
     children = np.empty((n, 2), dtype=np.int64)
     heights = np.empty(n, dtype=np.float64)
     node = recorder.node.copy()  # kept when the kernel gives up
-    m = _kernel_kruskal(np.ascontiguousarray(a, dtype=np.int64),
-                        np.ascontiguousarray(b, dtype=np.int64),
-                        np.ascontiguousarray(w, dtype=np.float64),
-                        np.argsort(w, kind="stable"), min(q_max, n),
-                        float("inf") if threshold is None else float(threshold),
-                        node, recorder.n_leaves + recorder.n_merges, children, heights)
+    m = _compiled.kernels.kruskal(np.ascontiguousarray(a, dtype=np.int64),
+                                  np.ascontiguousarray(b, dtype=np.int64),
+                                  np.ascontiguousarray(w, dtype=np.float64),
+                                  np.argsort(w, kind="stable"), min(q_max, n),
+                                  float("inf") if threshold is None else float(threshold),
+                                  node, recorder.n_leaves + recorder.n_merges, children,
+                                  heights)
     if m < 0:
         return False
     recorder.say(f"minimum spanning tree: {n} edges")
@@ -166,7 +162,7 @@ def build_exact_mst(state, recorder, stop):
         a, b, w = _prim_compiled(S) or _prim_numpy(S)
     else:
         a, b, w = _prim(S, k)
-    if _kernel_kruskal is not None:
+    if _compiled.kernels is not None:
         if _kruskal_compiled(a, b, w, q_max, stop.distance_threshold, recorder):
             return
         merges = None

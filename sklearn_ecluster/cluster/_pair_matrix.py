@@ -22,11 +22,7 @@ import torch
 
 from ..utils import check_memory, rows_per_block, self_distances
 from ..utils._distances import distance_rows
-
-try:  # compiled kernels (absent when built without a C compiler)
-    from . import _exact_kernels as _kernels
-except ImportError:
-    _kernels = None
+from . import _compiled
 
 
 class PairMatrix:
@@ -257,8 +253,8 @@ def _symmetrize_(S, X=None, step=256):
             # a plain copy (about a third of the tiled average)
             np.copyto(S.numpy(), src)
         return
-    if _kernels is not None and src.dtype in (np.float32, np.float64):
-        _kernels.symmetrize(src, S.numpy())  # the same values, one compiled pass
+    if _compiled.kernels is not None and src.dtype in (np.float32, np.float64):
+        _compiled.kernels.symmetrize(src, S.numpy())  # the same values, one compiled pass
         return
     S = S.numpy()
     k = S.shape[0]
@@ -281,9 +277,9 @@ def exactly_symmetric(A, step=256):
     in cache), stopping at the first tile pair that differs; compiled when
     the package was built with its kernels.
     """
-    if _kernels is not None and A.dtype in (np.float32, np.float64) \
+    if _compiled.kernels is not None and A.dtype in (np.float32, np.float64) \
             and A.flags.c_contiguous:
-        return _kernels.is_symmetric(A)
+        return _compiled.kernels.is_symmetric(A)
     k = A.shape[0]
     for i0 in range(0, k, step):
         i1 = min(k, i0 + step)

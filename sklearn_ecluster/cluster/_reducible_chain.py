@@ -17,10 +17,7 @@ rounds do all the work.
 import numpy as np
 import torch
 
-try:
-    from ._exact_kernels import nn_chain as _kernel
-except ImportError:  # built without a C compiler: the rounds alone
-    _kernel = None
+from . import _compiled
 
 #: the kernel's codes of the linkages it updates
 METHODS = {"single": 0, "average": 1, "energy": 2}
@@ -31,7 +28,7 @@ DONE, TIED, STUCK = 0, 1, 2
 def chain_available(rs):
     """Whether the kernel can run on the reducible state ``rs``."""
     M = rs.pm.matrix
-    return (_kernel is not None and M.device.type == "cpu"
+    return (_compiled.kernels is not None and M.device.type == "cpu"
             and M.dtype in (torch.float32, torch.float64)
             and rs.criterion.linkage in METHODS)
 
@@ -48,8 +45,9 @@ def run_chain(rs, recorder):
     alive = np.ones(w, dtype=bool)
     children = np.empty((max(w - 1, 0), 2), dtype=np.int64)
     heights = np.empty(max(w - 1, 0), dtype=np.float64)
-    n, status = _kernel(M, sizes, METHODS[rs.criterion.linkage], recorder.node,
-                        recorder.n_leaves + recorder.n_merges, alive, children, heights)
+    n, status = _compiled.kernels.nn_chain(
+        M, sizes, METHODS[rs.criterion.linkage], recorder.node,
+        recorder.n_leaves + recorder.n_merges, alive, children, heights)
     recorder.extend_sequence(children[:n], heights[:n])
     recorder.say(f"nearest-neighbour chain: {n} merges"
                  + ("" if status == DONE else ", then rounds of reciprocal nearest "
