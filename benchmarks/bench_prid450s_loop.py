@@ -101,6 +101,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.utils import Bunch
 
 from sklearn_ecluster.cluster import make_clusterer
 from sklearn_ecluster.datasets import load_prid450s
@@ -120,7 +121,7 @@ N_MODULES = 19  # len(torchvision.models.mobilenet_v2().features)
 
 
 
-BASELINES = ("pretrained", "centred", "standardised")
+BASELINES = ("pretrained", "centred", "standardised", "recomputed_bn")
 PAPER = ("ecluster", "dbc", "buc")
 CONTRASTIVE = ("contrastive_energy", "contrastive_dbscan", "contrastive_energy_jaccard",
                "contrastive_camera", "contrastive_camera_dbscan")
@@ -166,7 +167,36 @@ def make_extractor(args, seed):
         embedding_dim=128, output="pool5", epochs=5, lr=0.1, backbone_lr_mult=0.1,
         lr_step=None, memory_init="zeros", batch_size=64, train_batch_size=16,
         device="cpu", random_state=seed, frozen_stages=frozen if frozen > 0 else None,
+        bn_statistics=args.bn_statistics,
     )
+
+
+def run_name(method, args):
+    """The name a run is stored under: the method, and the BatchNorm statistics
+    of the loops and oracles when they are recomputed."""
+    if method in BASELINES:
+        return method
+    if args.bn_statistics != "running":
+        method = f"{method}+{args.bn_statistics}_bn"
+    if args.outliers == "keep" and method not in ORACLES:
+        method += "+outliers_kept"
+    return method
+
+
+def evaluation_part(data, on):
+    """The query / gallery a run is scored on: the test persons, or (``"train"``:
+    to choose settings without any test person) the training persons' camera-1
+    images against their camera-2 images."""
+    if on == "test":
+        return data
+    train, cams = data.train, np.asarray(data.train.camids)
+
+    def part(camera):
+        index = np.flatnonzero(cams == camera)
+        return Bunch(paths=[train.paths[i] for i in index],
+                     pids=np.asarray(train.pids)[index], camids=cams[index])
+
+    return Bunch(train=train, query=part(0), gallery=part(1))
 
 
 def make_loop(method, args, seed, pids=None):
@@ -191,7 +221,7 @@ def make_loop(method, args, seed, pids=None):
             "contrastive_camera_dbscan": "contrastive_camera"}.get(method, method)
     loop = make_recipe(name, extractor, clusterer, camera_aware=True,
                        cluster_distance=distance, n_rounds=args.contrastive_rounds,
-                       **common)
+                       outliers=args.outliers, **common)
     return loop.set_params(feature_extractor__train_batch_size=32,
                            feature_extractor__num_instances=2,
                            feature_extractor__iters_per_epoch=None,
@@ -218,12 +248,23 @@ def oracle(method, args, data, seed):
 
 
 def baselines(args, data):
-    """Rank-1 / mAP of the pretrained features: raw, centred per camera, and
-    standardised per dimension then centred per camera."""
-    extractor = make_extractor(args, 0).fit(data.train.paths[:1])  # no y: no training
+    """Rank-1 / mAP of the pretrained features: raw, centred per camera,
+    standardised per dimension then centred per camera, and with the
+    BatchNorm statistics recomputed on the training images then centred."""
+    extractor = make_extractor(args, 0).set_params(bn_statistics="running")
+    extractor.fit(data.train.paths[:1])  # no y: no training
     q, g = data.query, data.gallery
     qf, gf = extractor.transform(q.paths), extractor.transform(g.paths)
     cams = np.concatenate([q.camids, g.camids])
+    # the contrastive recipes' network with its BatchNorm statistics (the
+    # trained backbone modules' and the head's) set from the unlabelled
+    # training images (AdaBN): what bn_statistics="recomputed" starts from
+    from sklearn_ecluster.self_training._recipes import CONTRASTIVE_EXTRACTOR
+
+    adapted = make_extractor(args, 0).set_params(**CONTRASTIVE_EXTRACTOR)
+    adapted.set_params(bn_statistics="recomputed").fit(data.train.paths)
+    adabn = center_per_camera(np.concatenate([adapted.transform(q.paths),
+                                              adapted.transform(g.paths)]), cams)
     both = center_per_camera(np.concatenate([qf, gf]), cams)
     # what a BatchNorm head's statistics do to the features without any
     # training: each dimension standardised with the unlabelled training
@@ -234,7 +275,8 @@ def baselines(args, data):
     out = {}
     for name, (a, b) in (("pretrained", (qf, gf)),
                          ("centred", (both[:len(qf)], both[len(qf):])),
-                         ("standardised", (scaled[:len(qf)], scaled[len(qf):]))):
+                         ("standardised", (scaled[:len(qf)], scaled[len(qf):])),
+                         ("recomputed_bn", (adabn[:len(qf)], adabn[len(qf):]))):
         res = evaluate_features(a, b, q.pids, g.pids, q.camids, g.camids, max_rank=50,
                                 device="cpu")
         out[name] = {"rank1": float(res["rank1"]), "mAP": float(res["mAP"])}
@@ -291,8 +333,8 @@ def plot_runs(runs, methods, path):
         return
     from sklearn_ecluster.plotting import plot_history
 
-    loops = [m for m in methods if m not in BASELINES + ORACLES
-             and any(r["method"] == m for r in runs)]
+    loops = [m for m in methods if m not in BASELINES
+             and any(r["method"] == m and r["history"] for r in runs)]
     if not loops:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
@@ -302,7 +344,8 @@ def plot_runs(runs, methods, path):
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             plot_history(histories, keys=(key,), ax=ax, label=method,
                          color=colors[i % len(colors)])
-    for name, style in (("pretrained", ":"), ("centred", "--"), ("standardised", "-.")):
+    for name, style in (("pretrained", ":"), ("centred", "--"), ("standardised", "-."),
+                        ("recomputed_bn", (0, (1, 1)))):
         base = [r for r in runs if r["method"] == name]
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             if base:
@@ -353,18 +396,35 @@ def main(argv=None):
     parser.add_argument("--trainable-blocks", type=int, default=5,
                         help="last modules of mobilenet_v2().features trained (of 19; "
                         "default 5)")
-    parser.add_argument("--output-dir", default=str(HERE / "results"))
+    parser.add_argument("--bn-statistics", choices=("running", "recomputed", "pretrained"),
+                        default="running",
+                        help="BatchNorm statistics of the loops' and oracles' extractor "
+                        "(ReIDFeatureExtractor(bn_statistics=)); runs with another value than "
+                        "'running' are stored as METHOD+VALUE_bn (default %(default)s)")
+    parser.add_argument("--outliers", choices=("drop", "keep"), default="drop",
+                        help="the contrastive recipes' outliers: 'drop' (the recipes') or "
+                        "'keep' (each an instance of its own in the memory, as SpCL's "
+                        "un-clustered instances); runs with 'keep' are stored as "
+                        "METHOD+outliers_kept (default %(default)s)")
+    parser.add_argument("--evaluate-on", choices=("test", "train"), default="test",
+                        help="score on the test persons, or on the training persons "
+                        "(camera 1 against camera 2: for choosing settings without a test "
+                        "person; default %(default)s)")
+    parser.add_argument("--output-dir", default=None,
+                        help="default: benchmarks/results, or benchmarks/results/"
+                        "train_persons with --evaluate-on train")
     parser.add_argument("--report-only", action="store_true",
                         help="only print the table and draw the figure of the runs stored")
     parser.add_argument("-v", "--verbose", type=int, default=1)
     args = parser.parse_args(argv)
 
-    out = Path(args.output_dir)
+    out = Path(args.output_dir or HERE / "results" / (
+        "train_persons" if args.evaluate_on == "train" else ""))
     out.mkdir(parents=True, exist_ok=True)
     store = out / "prid450s_loop_runs.jsonl"
     runs = load_runs(store)
     if args.report_only:
-        report(runs, args.methods, out)
+        report(runs, [run_name(m, args) for m in args.methods], out)
         return 0
     root = Path(args.root)
     if not ((root / "images").is_dir() or (root / "PRID450S" / "images").is_dir()):
@@ -386,36 +446,37 @@ def main(argv=None):
     # seeds outermost: an interrupted run still covers every method and split
     for seed in args.seeds:
         for split in args.splits:
-            data = load_prid450s(args.root, split=split, random_state=0)
+            data = evaluation_part(load_prid450s(args.root, split=split, random_state=0),
+                                   args.evaluate_on)
             X, y = data.train.paths, np.asarray(data.train.pids)
             camids = np.asarray(data.train.camids)
+            free = None  # the training-free baselines of this split, computed once
             for method in args.methods:
+                name = run_name(method, args)
                 if method in BASELINES:
                     key = (method, split, 0)  # no training: one value per split
                     if key in done or seed != args.seeds[0]:
                         continue
-                    value = baselines(args, data)[method]
-                    run = {"method": method, "split": split, "seed": 0, "last": value,
-                           "history": [], "seconds": 0.0}
+                    free = free or baselines(args, data)
+                    run = {"method": method, "split": split, "seed": 0,
+                           "last": free[method], "history": [], "seconds": 0.0}
+                elif (name, split, seed) in done:
+                    continue
                 elif method in ORACLES:
-                    if (method, split, seed) in done:
-                        continue
                     start = time.perf_counter()
-                    run = {"method": method, "split": split, "seed": seed,
+                    run = {"method": name, "split": split, "seed": seed,
                            "last": oracle(method, args, data, seed), "history": [],
                            "seconds": time.perf_counter() - start}
                 else:
-                    if (method, split, seed) in done:
-                        continue
                     loop = make_loop(method, args, seed, y)
                     start = time.perf_counter()
                     loop.fit(X, y, camids=camids, eval_set=data)
                     history = [{k: (float(v) if isinstance(v, np.floating) else v)
                                 for k, v in h.items()} for h in loop.history_]
-                    run = {"method": method, "split": split, "seed": seed,
+                    run = {"method": name, "split": split, "seed": seed,
                            "last": history[-1], "history": history,
                            "seconds": time.perf_counter() - start}
-                    print(f"{method} split {split} seed {seed}: last round rank-1 "
+                    print(f"{name} split {split} seed {seed}: last round rank-1 "
                           f"{100 * run['last']['rank1']:.1f} mAP "
                           f"{100 * run['last']['mAP']:.1f} ({run['seconds']:.0f} s)")
                 with open(store, "a") as f:
@@ -423,7 +484,7 @@ def main(argv=None):
                 done.add(run_key(run))
                 runs.append(run)
     print(f"\nTotal {time.perf_counter() - t0:.0f} s; runs in {store}.")
-    report(runs, args.methods, out)
+    report(runs, [run_name(m, args) for m in args.methods], out)
     return 0
 
 

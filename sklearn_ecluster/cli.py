@@ -255,7 +255,8 @@ def _train_recipe(args, dataset):
     """``train --recipe contrastive_*``: the recipe's settings, a few flags over them."""
     from .self_training import make_recipe
 
-    extractor = _extractor(args, frozen_stages=args.frozen_stages)
+    extractor = _extractor(args, frozen_stages=args.frozen_stages,
+                           bn_statistics=args.bn_statistics)
     params = {"checkpoint_dir": args.checkpoint_dir, "random_state": args.seed,
               "verbose": max(1, args.verbose), "metric": args.metric}
     if args.camera_aware:  # else the recipe's own choice (contrastive_camera: True)
@@ -294,7 +295,7 @@ def _cmd_train(args):
         weight_decay=args.weight_decay, temperature=args.temperature,
         memory_momentum=args.memory_momentum, memory_init=args.memory_init,
         train_batch_size=args.batch_size, dropout=args.dropout, amp=args.amp,
-        frozen_stages=args.frozen_stages,
+        frozen_stages=args.frozen_stages, bn_statistics=args.bn_statistics,
     )
     cluster_params = {"device": args.device, "merge_percent": args.merge_percent}
     if args.lam is not None:
@@ -507,6 +508,11 @@ def build_parser():
     g.add_argument("--frozen-stages", type=_stages, default=None,
                    help="freeze the backbone's first stages: a count or a stage name "
                         "(layer2, features.13)")
+    g.add_argument("--bn-statistics", choices=["running", "recomputed", "pretrained"],
+                   default="running",
+                   help="BatchNorm statistics: torch's running averages (default), "
+                        "recomputed on all training images after each fit, or the "
+                        "backbone's pretrained ones kept (small training sets)")
     g = p.add_argument_group("contrastive recipes (SPEC 11; default: the recipe's)")
     g.add_argument("--cluster-distance", choices=["euclidean", "jaccard"], default=None)
     g.add_argument("--recipe-batch-size", type=_positive_int, default=None,

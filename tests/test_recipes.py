@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from _rerank_reference import k_reciprocal_weights
+from _tolerances import assert_allclose_float32
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import DBSCAN, KMeans
@@ -20,11 +21,13 @@ from torch import nn
 
 from sklearn_ecluster import EnergyAgglomerative, ReIDFeatureExtractor
 from sklearn_ecluster.cli import main
+from sklearn_ecluster.datasets import build_transforms
 from sklearn_ecluster.feature_extraction import (
     cluster_contrast_loss,
     init_cluster_memory,
     update_cluster_memory,
 )
+from sklearn_ecluster.feature_extraction._inputs import check_images, eval_batches
 from sklearn_ecluster.feature_extraction._samplers import PKBatchSampler
 from sklearn_ecluster.feature_extraction._stages import backbone_stages
 from sklearn_ecluster.metrics import evaluate_features, jaccard_distance
@@ -60,8 +63,8 @@ def _tiny_extractor(**params):
         torch.manual_seed(0)
         backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
                                  nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8))
-    return ReIDFeatureExtractor(backbone, image_size=(32, 16), embedding_dim=8,
-                                device="cpu", **params)
+    params.setdefault("embedding_dim", 8)
+    return ReIDFeatureExtractor(backbone, image_size=(32, 16), device="cpu", **params)
 
 
 # ------------------------------------------------------------------ memory
@@ -223,6 +226,91 @@ def test_frozen_stages_keep_weights_bn_statistics_and_outputs():
         _tiny_extractor(frozen_stages="layer9").fit(images[:2])
     with pytest.raises(ValueError, match="only 5 stages"):
         _tiny_extractor(frozen_stages=6).fit(images[:2])
+
+
+# ------------------------------------------------------ BatchNorm statistics
+def _bn_inputs(layer_input, channels):
+    """(channels, n) float64 view of a BatchNorm input (N, C, ...) over all positions."""
+    return layer_input.transpose(0, 1).reshape(channels, -1).double().numpy()
+
+
+def test_recomputed_bn_statistics_are_the_inputs_mean_and_unbiased_variance():
+    images, ids, _ = _tiny_images()  # 24 images
+    # batches of 7: 7, 7, 7, 3 images, so a per-batch average would differ
+    ex = _tiny_extractor(bn_statistics="recomputed", batch_size=7, epochs=1,
+                         train_batch_size=8, random_state=0).fit(images, ids)
+    first = ex.model_.backbone[1]  # its input is the first conv's output: no BatchNorm before
+    x = torch.cat(list(eval_batches(check_images(images), build_transforms((32, 16)),
+                                    (32, 16), batch_size=64, device=torch.device("cpu"))))
+    with torch.no_grad():
+        z = _bn_inputs(ex.model_.backbone[0](x), 8)
+    assert_allclose_float32(first.running_mean, z.mean(1))
+    assert_allclose_float32(first.running_var, z.var(1, ddof=1))
+    # the head's BatchNorm over the pooled features, with the whole backbone
+    # frozen (so its input is exactly what transform(output="pool5") returns)
+    frozen = _tiny_extractor(bn_statistics="recomputed", frozen_stages=5, embedding_dim=None, epochs=1,
+                             train_batch_size=8, random_state=0, output="pool5",
+                             normalize=False).fit(images, ids)
+    pooled = frozen.transform(images).astype(np.float64)
+    head = frozen.model_.head.bn
+    assert_allclose_float32(head.running_mean, pooled.mean(0))
+    assert_allclose_float32(head.running_var, pooled.var(0, ddof=1))
+    # frozen layers keep their statistics (a fresh BatchNorm's: 0 and 1)
+    assert torch.equal(frozen.model_.backbone[1].running_mean, torch.zeros(8))
+    assert torch.equal(frozen.model_.backbone[1].running_var, torch.ones(8))
+    assert not frozen.model_.training and not head.training  # the mode is restored
+
+
+def test_recomputed_bn_statistics_use_every_image_outliers_included():
+    images, ids, _ = _tiny_images()
+    y = ids.copy()
+    y[:4] = -1  # the first person's images are outliers: not trained on
+    ex = _tiny_extractor(bn_statistics="recomputed", epochs=1, train_batch_size=8,
+                         random_state=0, frozen_stages=5, embedding_dim=None, output="pool5",
+                         normalize=False).fit(images, y)
+    pooled = ex.transform(images).astype(np.float64)
+    assert_allclose_float32(ex.model_.head.bn.running_mean, pooled.mean(0))
+    # without labels the statistics are set from X too (AdaBN), no training;
+    # 5 images in batches of 4 would leave a batch of one: it joins the last
+    fresh = _tiny_extractor(bn_statistics="recomputed", output="pool5", normalize=False,
+                            frozen_stages=5, embedding_dim=None, batch_size=4).fit(images[:5])
+    assert fresh.loss_history_ == []
+    assert_allclose_float32(fresh.model_.head.bn.running_mean,
+                            fresh.transform(images[:5]).astype(np.float64).mean(0))
+    # the default keeps torch's running averages of the training batches
+    running = _tiny_extractor(epochs=1, train_batch_size=8, random_state=0,
+                              frozen_stages=5).fit(images, y)
+    assert not np.allclose(running.model_.head.bn.running_mean.numpy(),
+                           pooled.mean(0), rtol=1e-2, atol=1e-3)
+    with pytest.raises(ValueError, match="bn_statistics='recomputed' needs at least 2"):
+        _tiny_extractor(bn_statistics="recomputed").fit(images[:1])
+    with pytest.raises(ValueError, match="bn_statistics"):
+        _tiny_extractor(bn_statistics="exact").fit(images)
+
+
+def test_pretrained_bn_statistics_keep_the_backbones_and_recompute_the_heads():
+    images, ids, _ = _tiny_images()
+    start = _tiny_extractor().fit(images)  # built, not trained: the same init
+    ex = _tiny_extractor(bn_statistics="pretrained", epochs=2, train_batch_size=8,
+                         random_state=0, lr=0.5, embedding_dim=None, output="pool5",
+                         normalize=False).fit(images, ids)
+    for i in (1, 4):  # the backbone's BatchNorm layers: statistics untouched...
+        for key in ("running_mean", "running_var"):
+            assert torch.equal(getattr(start.model_.backbone[i], key),
+                               getattr(ex.model_.backbone[i], key)), (i, key)
+    # ... while their scale and the convolutions trained
+    assert not torch.equal(start.model_.backbone[1].weight, ex.model_.backbone[1].weight)
+    pooled = ex.transform(images).astype(np.float64)
+    assert_allclose_float32(ex.model_.head.bn.running_mean, pooled.mean(0))
+    assert_allclose_float32(ex.model_.head.bn.running_var, pooled.var(0, ddof=1))
+    # training normalised each batch by its own statistics, as "running" does:
+    # the same weights, only the running statistics differ
+    running = _tiny_extractor(epochs=2, train_batch_size=8, random_state=0, lr=0.5,
+                              embedding_dim=None, output="pool5",
+                              normalize=False).fit(images, ids)
+    assert torch.equal(running.model_.backbone[0].weight, ex.model_.backbone[0].weight)
+    assert not torch.equal(running.model_.backbone[1].running_mean,
+                           ex.model_.backbone[1].running_mean)
 
 
 # ------------------------------------------------------------------ cameras
@@ -521,6 +609,8 @@ def test_train_recipe_from_the_command_line(recipe, tiny_dataset, tmp_path, caps
     camera = [] if recipe == "contrastive_camera" else ["--camera-aware"]
     argv = ["train", str(tiny_dataset), "--recipe", recipe, "--rounds", "2",
             "--output-dir", str(out), "--frozen-stages", "layer3", *camera, *TINY]
+    if recipe == "contrastive_camera":  # the PRID 450S benchmark's choice
+        argv += ["--bn-statistics", "pretrained"]
     if recipe == "buc":
         argv += ["--epochs", "1", "--merge-percent", "0.2", "--batch-size", "8"]
     else:

@@ -20,6 +20,11 @@ from ..utils._determinism import deterministic_algorithms
 from ..utils._distributed import SINGLE, get_world
 from ..utils._sklearn import Interval, StrOptions, _fit_context, check_is_fitted
 from ..utils._validation import check_int_pair, check_label_vector
+from ._batchnorm_statistics import (
+    batchnorm_layers,
+    recompute_batchnorm_statistics,
+    statistics_kept,
+)
 from ._cluster_memory import LOSSES, init_cluster_memory
 from ._inputs import check_images, eval_batches, n_images, train_loader
 from ._memory_loss import MEMORY_INITS, init_memory
@@ -230,6 +235,24 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         step equals the single-process step on the same global batch; False
         keeps each rank's own batch statistics (faster; the running
         statistics are then rank 0's).
+    bn_statistics : {"running", "recomputed", "pretrained"}, default="running"
+        The mean and variance the BatchNorm layers outside the frozen stages
+        normalise with. ``"running"``: torch's exponential average over the
+        training batches (and, without training, the weights' own).
+        ``"recomputed"``: at the end of every :meth:`fit`, set to the mean
+        and unbiased variance of each layer's inputs over *all* the images
+        ``X`` (outliers labelled -1 included), read with the evaluation
+        transform (precise BN; without labels, AdaBN): the statistics of the
+        images the features are extracted from, not of the augmented subset
+        that was trained on. ``"pretrained"``: the backbone's BatchNorm
+        layers keep the statistics of the weights they were loaded with
+        (training still normalises each batch by its own statistics, but
+        does not update them), and only the head's BatchNorm is recomputed
+        on ``X`` as with ``"recomputed"``: for few training images of one
+        domain, whose statistics normalise a pretrained backbone worse than
+        those of its pretraining set (measured in the recipes guide; meant
+        for pretrained ``weights``). The last two need at least two images
+        and make one more pass over ``X``.
 
     Attributes
     ----------
@@ -343,6 +366,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         "random_erasing": [Interval(Real, 0, 1, closed="both")],
         "distributed": [StrOptions({"auto"}), "boolean"],
         "sync_bn": ["boolean"],
+        "bn_statistics": [StrOptions({"running", "recomputed", "pretrained"})],
     }
 
     def __init__(
@@ -383,6 +407,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         random_erasing=0.0,
         distributed="auto",
         sync_bn=True,
+        bn_statistics="running",
     ):
         self.backbone = backbone
         self.weights = weights
@@ -419,6 +444,7 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         self.random_erasing = random_erasing
         self.distributed = distributed
         self.sync_bn = sync_bn
+        self.bn_statistics = bn_statistics
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -433,7 +459,8 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
             (Pseudo) labels: any values, at least two distinct ones; remapped
             to ``0..K-1`` internally (``classes_``). The label ``-1`` marks an
             outlier: that image is not trained on. None only builds the
-            network (no training).
+            network (no training; with ``bn_statistics`` other than
+            ``"running"`` its BatchNorm statistics are then set from ``X``).
         camids : array-like of shape (n_images,), default=None
             Camera ids; the ``"pk"`` sampler then balances each label's images
             over its cameras. Ignored by the ``"random"`` sampler.
@@ -447,6 +474,10 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
         n = n_images(data)
         if camids is not None:
             camids = check_label_vector(camids, "camids", n, what="X")
+        if self.bn_statistics != "running" and n < 2:
+            raise ValueError(f"bn_statistics={self.bn_statistics!r} needs at least 2 "
+                             f"images in X, got {n}: one image has no variance.")
+        all_data = data
         if y is not None:
             data, y, camids = _drop_outliers(data, y, n, camids)
         labels = None if y is None else _check_labels(y, n_images(data))
@@ -473,9 +504,19 @@ class ReIDFeatureExtractor(TransformerMixin, BaseEstimator):
                     del self.classes_  # a second fit overwrites the first
             else:
                 self.classes_, codes = labels
+                kept = batchnorm_layers(self.model_) if self.bn_statistics == "pretrained" \
+                    else []
                 if self.epochs > 0:
-                    history = self._train(data, codes, image_size, order_seed, camids,
-                                          world=world, rng_seed=rng_seed)
+                    with statistics_kept(kept):
+                        history = self._train(data, codes, image_size, order_seed, camids,
+                                              world=world, rng_seed=rng_seed)
+            if self.bn_statistics != "running":
+                layers = batchnorm_layers(self.model_,
+                                          backbone=self.bn_statistics == "recomputed")
+                recompute_batchnorm_statistics(
+                    layers, self.model_, all_data, build_transforms(image_size),
+                    image_size, batch_size=self.batch_size, device=device,
+                    num_workers=self.num_workers, world=world)
         self.loss_history_ = history
         self.n_iter_ = len(history)
         return self
