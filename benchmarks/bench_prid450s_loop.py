@@ -34,6 +34,19 @@ Methods (``--methods``):
   features: the more precise pairs on the training persons, 37-47 % against
   17-25 % on the Jaccard distance); ``contrastive_camera_dbscan``: the
   recipe's own clusterer, DBSCAN's clusters joined along the Jaccard pairs;
+* ``recomputed_bn``: the contrastive recipes' network with every BatchNorm
+  layer outside the frozen prefix (the trained backbone modules' and the
+  head's) set to the statistics of the unlabelled training images (AdaBN,
+  ``bn_statistics="recomputed"`` without training), then centred per camera;
+* with ``--bn-statistics recomputed`` or ``pretrained`` the loops' extractor
+  gets that ``ReIDFeatureExtractor(bn_statistics=)`` (runs stored as
+  ``METHOD+VALUE_bn``); ``--outliers keep`` keeps the contrastive recipes'
+  outliers as instances of their own (``METHOD+outliers_kept``);
+  ``--evaluate-on train`` scores on the training persons themselves
+  (camera 1 against camera 2; transductive), ``--evaluate-on heldout``
+  learns from two thirds of the training persons and scores on the other
+  third: ways to choose settings without any test person (results in
+  ``benchmarks/results/train_persons`` and ``heldout_persons``);
 * ``oracle_true_pairs`` (a diagnostic, never in the default list): the
   ``contrastive_camera`` loop trained only on those of its pairs that are of
   one person (reads the training ids every round): the same kind and
@@ -184,19 +197,33 @@ def run_name(method, args):
 
 
 def evaluation_part(data, on):
-    """The query / gallery a run is scored on: the test persons, or (``"train"``:
-    to choose settings without any test person) the training persons' camera-1
-    images against their camera-2 images."""
+    """The split a run learns from and is scored on.
+
+    ``"test"``: the split's training persons, scored on its test persons.
+    ``"train"``: the training persons, scored on themselves (their camera-1
+    images against their camera-2 images; transductive: the loop trains on
+    the very images it is scored on). ``"heldout"``: two thirds of the
+    training persons (drawn with seed 0) learnt from, scored on the other
+    third: a validation split of the training data, so that a setting can be
+    chosen on how it generalises to unseen persons without any test person.
+    """
     if on == "test":
         return data
-    train, cams = data.train, np.asarray(data.train.camids)
+    train = data.train
+    pids, cams = np.asarray(train.pids), np.asarray(train.camids)
 
-    def part(camera):
-        index = np.flatnonzero(cams == camera)
-        return Bunch(paths=[train.paths[i] for i in index],
-                     pids=np.asarray(train.pids)[index], camids=cams[index])
+    def part(index):
+        return Bunch(paths=[train.paths[i] for i in index], pids=pids[index],
+                     camids=cams[index])
 
-    return Bunch(train=train, query=part(0), gallery=part(1))
+    learn = np.ones(len(pids), dtype=bool)
+    if on == "heldout":
+        persons = np.random.default_rng(0).permutation(np.unique(pids))
+        learn = np.isin(pids, persons[: 2 * len(persons) // 3])
+    scored = ~learn if on == "heldout" else learn
+    return Bunch(train=part(np.flatnonzero(learn)),
+                 query=part(np.flatnonzero(scored & (cams == 0))),
+                 gallery=part(np.flatnonzero(scored & (cams == 1))))
 
 
 def make_loop(method, args, seed, pids=None):
@@ -344,13 +371,14 @@ def plot_runs(runs, methods, path):
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             plot_history(histories, keys=(key,), ax=ax, label=method,
                          color=colors[i % len(colors)])
-    for name, style in (("pretrained", ":"), ("centred", "--"), ("standardised", "-."),
-                        ("recomputed_bn", (0, (1, 1)))):
+    for name, style, color in (("pretrained", ":", "k"), ("centred", "--", "k"),
+                               ("standardised", "-.", "k"), ("recomputed_bn", ":", "0.55")):
         base = [r for r in runs if r["method"] == name]
         for ax, key in zip(axes, ("mAP", "rank1"), strict=True):
             if base:
-                ax.axhline(100 * np.mean([r["last"][key] for r in base]), color="k",
-                           linestyle=style, linewidth=1, label=f"{name} (no training)")
+                ax.axhline(100 * np.mean([r["last"][key] for r in base]), color=color,
+                           linestyle=style, linewidth=1.5 if color != "k" else 1,
+                           label=f"{name} (no training)")
     for ax, title in zip(axes, ("mAP", "rank-1"), strict=True):
         ax.set_title(f"PRID 450S test persons, {title} per round")
         ax.legend(fontsize=7)
@@ -406,10 +434,13 @@ def main(argv=None):
                         "'keep' (each an instance of its own in the memory, as SpCL's "
                         "un-clustered instances); runs with 'keep' are stored as "
                         "METHOD+outliers_kept (default %(default)s)")
-    parser.add_argument("--evaluate-on", choices=("test", "train"), default="test",
-                        help="score on the test persons, or on the training persons "
-                        "(camera 1 against camera 2: for choosing settings without a test "
-                        "person; default %(default)s)")
+    parser.add_argument("--evaluate-on", choices=("test", "train", "heldout"),
+                        default="test",
+                        help="score on the test persons; on the training persons "
+                        "themselves (camera 1 against camera 2, transductive); or learn "
+                        "from two thirds of the training persons and score on the other "
+                        "third (choosing settings without any test person; default "
+                        "%(default)s)")
     parser.add_argument("--output-dir", default=None,
                         help="default: benchmarks/results, or benchmarks/results/"
                         "train_persons with --evaluate-on train")
@@ -418,8 +449,8 @@ def main(argv=None):
     parser.add_argument("-v", "--verbose", type=int, default=1)
     args = parser.parse_args(argv)
 
-    out = Path(args.output_dir or HERE / "results" / (
-        "train_persons" if args.evaluate_on == "train" else ""))
+    out = Path(args.output_dir or HERE / "results" / {
+        "test": "", "train": "train_persons", "heldout": "heldout_persons"}[args.evaluate_on])
     out.mkdir(parents=True, exist_ok=True)
     store = out / "prid450s_loop_runs.jsonl"
     runs = load_runs(store)
