@@ -107,12 +107,13 @@ def main(argv=None):
             rows.append((split, name, *score(extractor, data)))
             print(f"split {split}  {name:<40} rank-1 {rows[-1][2]:5.1f}  "
                   f"mAP {rows[-1][3]:5.1f}", flush=True)
-    print("\nmean over splits")
-    for name in dict.fromkeys(r[1] for r in rows):
-        mine = np.array([r[2:] for r in rows if r[1] == name])
-        spread = mine.std(0, ddof=1) if len(mine) > 1 else np.zeros(2)
-        print(f"{name:<40} rank-1 {mine[:, 0].mean():5.1f} ± {spread[0]:4.1f}  "
-              f"mAP {mine[:, 1].mean():5.1f} ± {spread[1]:4.1f}")
+    if len(args.splits) > 1:
+        print("\nmean ± std (ddof=1) over splits")
+        for name in dict.fromkeys(r[1] for r in rows):
+            mine = np.array([r[2:] for r in rows if r[1] == name])
+            spread = mine.std(0, ddof=1)
+            print(f"{name:<40} rank-1 {mine[:, 0].mean():5.1f} ± {spread[0]:4.1f}  "
+                  f"mAP {mine[:, 1].mean():5.1f} ± {spread[1]:4.1f}")
     return 0
 
 
