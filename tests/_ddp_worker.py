@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from torch import nn
 
 torch.set_num_threads(1)  # the same float32 sums in both runs
@@ -76,6 +77,11 @@ def _fit_extractors(X, y):
         device="cpu", random_state=0,
     ).fit(X, y)
     out["pk"] = (_state(pk), pk.loss_history_, pk.transform(X), pk.world_size_)
+    # the same with the backbone's BatchNorm statistics kept and the head's
+    # recomputed on all 43 images: each rank reads its part, the sums added
+    kept = clone(pk).set_params(bn_statistics="pretrained", batch_size=7).fit(X, y)
+    out["pretrained_bn"] = (_state(kept), kept.loss_history_, kept.transform(X),
+                            kept.world_size_)
     return out
 
 

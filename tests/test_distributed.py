@@ -220,7 +220,7 @@ def _max_difference(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["random", "pk"])
+@pytest.mark.parametrize("recipe", ["random", "pk", "pretrained_bn"])
 def test_one_fit_gives_the_single_process_weights(two_ranks, recipe):
     single, ranks, _ = two_ranks
     state, losses, features, world_size = single["extractors"][recipe]

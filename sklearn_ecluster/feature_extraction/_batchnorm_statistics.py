@@ -86,6 +86,8 @@ def recompute_batchnorm_statistics(layers, network, data, transform, image_size,
     n = n_images(data)
     start, stop = world.shard(n) if world.size > 1 else (0, n)
     part = data[start:stop]
+    counters = [None if layer.num_batches_tracked is None
+                else layer.num_batches_tracked.clone() for layer in layers]
     was_training = network.training
     network.eval()
     hooks = [layer.register_forward_pre_hook(accumulate) for layer in layers]
@@ -100,7 +102,9 @@ def recompute_batchnorm_statistics(layers, network, data, transform, image_size,
         for hook in hooks:
             hook.remove()
         network.train(was_training)
-    for layer in layers:
+    for layer, tracked in zip(layers, counters, strict=True):
+        if tracked is not None:  # the pass is not training: its batches do not count
+            layer.num_batches_tracked.copy_(tracked)
         count, total, squares = sums.get(layer, (0, 0.0, 0.0))
         c = layer.num_features
         local = torch.zeros(1 + 2 * c, dtype=torch.float64, device=device)
