@@ -278,8 +278,10 @@ def test_recomputed_bn_statistics_use_every_image_outliers_included():
     assert_allclose_float32(fresh.model_.head.bn.running_mean,
                             fresh.transform(images[:5]).astype(np.float64).mean(0))
     # the default keeps torch's running averages of the training batches
+    # (the same head over the same frozen pooled features, so only the
+    # statistics differ: an average of the last batches of the kept images)
     running = _tiny_extractor(epochs=1, train_batch_size=8, random_state=0,
-                              frozen_stages=5).fit(images, y)
+                              frozen_stages=5, embedding_dim=None).fit(images, y)
     assert not np.allclose(running.model_.head.bn.running_mean.numpy(),
                            pooled.mean(0), rtol=1e-2, atol=1e-3)
     with pytest.raises(ValueError, match="bn_statistics='recomputed' needs at least 2"):

@@ -12,11 +12,13 @@ frozen stages keep theirs, as frozen stages do.
 
 With ``bn_statistics="pretrained"`` the backbone's layers keep the statistics
 of the weights they were loaded with (:func:`statistics_kept` around the
-training) and only the head's are set here. On PRID 450S this is what keeps a
-fine-tuned network above the pretrained one: the statistics of a few hundred
-images of one domain, whether averaged over the training batches or
-recomputed, normalise the backbone worse than those of ImageNet (measured in
-the recipes guide).
+training) and only the head's are set here. On PRID 450S this recovered 3.4
+mAP of the contrastive loop: the statistics of a few hundred images of one
+domain, whether averaged over the training batches or recomputed, normalise
+the pretrained backbone worse than those of ImageNet (measured in the recipes
+guide). The variance is ``(sum x^2 - sum x * mean) / (n - 1)`` in float64:
+its cancellation costs about ``eps64 * mean^2 / var`` in relative terms, far
+below float32 resolution for activations.
 """
 
 import contextlib
