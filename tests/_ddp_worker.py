@@ -32,6 +32,7 @@ from sklearn_ecluster import (  # noqa: E402
 )
 from sklearn_ecluster.datasets import build_transforms  # noqa: E402
 from sklearn_ecluster.utils import get_world, init_distributed  # noqa: E402
+from sklearn_ecluster.utils._distributed import close_distributed  # noqa: E402
 
 SIZE = (32, 16)
 
@@ -151,4 +152,11 @@ if __name__ == "__main__":
     loop_module.write_checkpoint = _log_writes(target, loop_module.write_checkpoint)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         init_distributed(device="cpu", timeout=60)
-    run(target)
+    try:
+        run(target)
+        get_world().barrier()  # both ranks' results written
+    finally:
+        # leave the group before exiting: a rank that exits with gloo's threads
+        # still running can abort ("terminate called without an active
+        # exception"), and torchrun then stops the other one mid-write
+        close_distributed()
