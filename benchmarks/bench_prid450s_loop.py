@@ -29,7 +29,8 @@ Methods (``--methods``):
   before clustering and at evaluation, camera-balanced batches); DBSCAN on the
   Jaccard distance, the standalone energy clustering (automatic cut) on the
   Euclidean or the Jaccard distance;
-* ``contrastive_camera``: the same loop trained on the cross-camera mutual
+* ``contrastive_camera`` (the preset ``contrastive_camera_pairs``): the same
+  loop trained on the cross-camera mutual
   nearest-neighbour pairs alone (``CrossCameraAssociation(None)``, Euclidean
   features: the more precise pairs on the training persons, 37-47 % against
   17-25 % on the Jaccard distance); ``contrastive_camera_dbscan``: the
@@ -63,8 +64,10 @@ no setting was tuned on test persons):
 * paper's loops: round 0 5 epochs at lr 0.1 (backbone x 0.1), later rounds 2
   epochs at 0.01, batch 16, memory zeros-initialised (BUC's code);
 * contrastive: P x K = 16 x 2 (a PRID person has two images, one a camera:
-  K = 2 is the largest K a true cluster can fill), one pass over the kept
-  images a round; DBSCAN ``min_samples=2`` for the same reason (the recipe's
+  K = 2 is the largest K a true cluster can fill), ``--contrastive-epochs``
+  passes over the kept images after each clustering (default 1, about 6
+  batches: the InfoNCE loss stays near its start, about 4.4; with 5 passes it
+  falls to 0.2-0.8; runs stored as ``METHOD+E_epochs``); DBSCAN ``min_samples=2`` for the same reason (the recipe's
   4 would make a true pair noise), its radius from the data
   (:class:`AutoEpsDBSCAN`); Jaccard ``k1=30, k2=6``;
 * the contrastive head: BatchNorm1d over pool5, no Linear layer, its
@@ -193,6 +196,8 @@ def run_name(method, args):
         method = f"{method}+{args.bn_statistics}_bn"
     if args.outliers == "keep" and method not in ORACLES:
         method += "+outliers_kept"
+    if args.contrastive_epochs != 1 and method not in ORACLES and method not in PAPER:
+        method += f"+{args.contrastive_epochs}_epochs"
     return method
 
 
@@ -240,16 +245,20 @@ def make_loop(method, args, seed, pids=None):
         clusterer = AutoEpsDBSCAN(min_samples=2, metric="precomputed")
     if method == "contrastive_camera_dbscan":
         clusterer = CrossCameraAssociation(clusterer, metric="precomputed")
-    if method == "contrastive_camera":  # the pairs alone, on the features
-        distance, clusterer = "euclidean", CrossCameraAssociation(None)
+    if method in ("contrastive_camera", "oracle_true_pairs"):  # the pairs alone
+        distance = "euclidean"
     if method == "oracle_true_pairs":
-        method, distance, clusterer = "contrastive_camera", "euclidean", TrueMutualPairs(pids)
+        clusterer = TrueMutualPairs(pids)
     name = {"contrastive_energy_jaccard": "contrastive_energy",
+            "contrastive_camera": "contrastive_camera_pairs",
+            "oracle_true_pairs": "contrastive_camera_pairs",
             "contrastive_camera_dbscan": "contrastive_camera"}.get(method, method)
     loop = make_recipe(name, extractor, clusterer, camera_aware=True,
                        cluster_distance=distance, n_rounds=args.contrastive_rounds,
                        outliers=args.outliers, **common)
     return loop.set_params(feature_extractor__train_batch_size=32,
+                           feature_extractor__epochs=args.contrastive_epochs,
+                           later_epochs=args.contrastive_epochs,
                            feature_extractor__num_instances=2,
                            feature_extractor__iters_per_epoch=None,
                            feature_extractor__random_erasing=0.0)
@@ -320,8 +329,24 @@ def load_runs(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def mean_std(values):
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def best_baseline(runs):
+    """The training-free baseline with the highest mean mAP, or None."""
+    means = {m: np.mean([r["last"]["mAP"] for r in runs if r["method"] == m])
+             for m in BASELINES if any(r["method"] == m for r in runs)}
+    return max(means, key=means.get) if means else None
+
+
 def summarise(runs, methods):
-    """Per method: n runs, mean and std (ddof=1) of the last round's scores."""
+    """Per method: n runs, mean and std (ddof=1) of the last round's scores, and
+    of each run's rank-1 / mAP minus the best training-free baseline's on the
+    same split (``paired_*``: the split-to-split spread cancels)."""
+    reference = best_baseline(runs)
+    base = {r["split"]: r["last"] for r in runs if r["method"] == reference}
     rows = []
     for method in methods:
         mine = [r for r in runs if r["method"] == method]
@@ -331,21 +356,32 @@ def summarise(runs, methods):
         for key in SCORES:
             values = [100 * r["last"][key] for r in mine if r["last"].get(key) is not None]
             if values:
-                row[key] = float(np.mean(values))
-                row[key + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                row[key], row[key + "_std"] = mean_std(values)
+        paired = [r for r in mine if r["split"] in base]
+        if method not in BASELINES and paired:
+            row["paired_reference"] = reference
+            for key in ("rank1", "mAP"):
+                row["paired_" + key], row["paired_" + key + "_std"] = mean_std(
+                    [100 * (r["last"][key] - base[r["split"]][key]) for r in paired])
         rows.append(row)
     return rows
 
 
 def print_table(rows):
-    print(f"\n{'method':<28} {'runs':>4} {'rank-1':>12} {'mAP':>12} {'label P':>12} "
-          f"{'label R':>12}")
+    reference = next((r["paired_reference"] for r in rows if "paired_reference" in r), None)
+    paired = f"minus {reference}, paired" if reference else ""
+    print(f"\n{'method':<44} {'runs':>4} {'rank-1':>12} {'mAP':>12} {'label P':>12} "
+          f"{'label R':>12}  {paired}")
     for row in rows:
         cells = []
         for key in SCORES:
             cells.append("-".rjust(12) if key not in row
                          else f"{row[key]:5.1f} ± {row[key + '_std']:4.1f}".rjust(12))
-        print(f"{row['method']:<28} {row['runs']:>4} " + " ".join(cells))
+        if "paired_rank1" in row:
+            cells.append(" " + " / ".join(f"{row['paired_' + k]:+5.1f} ± "
+                                          f"{row['paired_' + k + '_std']:4.1f}"
+                                          for k in ("rank1", "mAP")))
+        print(f"{row['method']:<44} {row['runs']:>4} " + " ".join(cells))
 
 
 def plot_runs(runs, methods, path):
@@ -390,7 +426,9 @@ def plot_runs(runs, methods, path):
 def report(runs, methods, out):
     rows = summarise(runs, methods)
     print_table(rows)
-    keys = ["method", "runs"] + [k + s for k in SCORES for s in ("", "_std")]
+    keys = (["method", "runs"] + [k + s for k in SCORES for s in ("", "_std")]
+            + ["paired_reference"] + [f"paired_{k}{s}" for k in ("rank1", "mAP")
+                                      for s in ("", "_std")])
     with open(out / "prid450s_loop.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
@@ -419,6 +457,10 @@ def main(argv=None):
                         help="rounds of the paper's loops (default 3)")
     parser.add_argument("--contrastive-rounds", type=int, default=6,
                         help="rounds of the contrastive recipes (default 6)")
+    parser.add_argument("--contrastive-epochs", type=int, default=1,
+                        help="passes over the kept images after each clustering of the "
+                        "contrastive recipes (round 0 and later rounds); runs with another "
+                        "value than 1 are stored as METHOD+E_epochs (default %(default)s)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[128, 64],
                         metavar=("H", "W"))
     parser.add_argument("--trainable-blocks", type=int, default=5,

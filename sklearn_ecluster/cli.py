@@ -272,7 +272,8 @@ def _train_recipe(args, dataset):
         loop.set_params(clusterer__device=args.device)
     for flag, key in (("recipe_batch_size", "train_batch_size"),
                       ("num_instances", "num_instances"),
-                      ("iters_per_epoch", "iters_per_epoch")):
+                      ("iters_per_epoch", "iters_per_epoch"),
+                      ("random_erasing", "random_erasing")):
         if getattr(args, flag) is not None:
             loop.set_params(**{f"feature_extractor__{key}": getattr(args, flag)})
     print(f"training on {len(dataset.train.paths)} images of {dataset.name} "
@@ -428,6 +429,13 @@ def _fraction(text):
     return value
 
 
+def _probability(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def build_parser():
     """The argument parser of the command line."""
     from ._demo import DEFAULT_DEMO_METHODS, DEMO_DATASETS, DEMO_METHODS, DEMO_SEEDS
@@ -521,6 +529,8 @@ def build_parser():
                    help="K images per identity in a batch (recipe: 16)")
     g.add_argument("--iters-per-epoch", type=_positive_int, default=None,
                    help="batches per round (recipe: 200)")
+    g.add_argument("--random-erasing", type=_probability, default=None, metavar="P",
+                   help="probability of random erasing a training image (recipe: 0.5)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("extract", help="features of a dataset's images to a .npz")

@@ -548,7 +548,9 @@ def _small(loop):
     if isinstance(loop.clusterer, AutoEpsDBSCAN):
         loop.set_params(clusterer__min_samples=2, clusterer__rho=0.05)
     elif isinstance(loop.clusterer, CrossCameraAssociation):
-        loop.set_params(clusterer__clusterer__min_samples=2, clusterer__clusterer__rho=0.05)
+        if loop.clusterer.clusterer is not None:
+            loop.set_params(clusterer__clusterer__min_samples=2,
+                            clusterer__clusterer__rho=0.05)
     else:
         loop.set_params(clusterer__device="cpu")
     return loop
@@ -586,6 +588,12 @@ def test_contrastive_dbscan_defaults_to_jaccard_and_energy_to_euclidean():
     assert energy.cluster_distance == "euclidean" and energy.clusterer.n_clusters is None
     assert make_recipe("contrastive_dbscan", cluster_distance="euclidean").clusterer.metric \
         == "euclidean"
+    pairs = make_recipe("contrastive_camera_pairs")
+    assert pairs.camera_aware and pairs.cluster_distance == "euclidean"
+    assert isinstance(pairs.clusterer, CrossCameraAssociation)
+    assert pairs.clusterer.clusterer is None and pairs.clusterer.metric == "euclidean"
+    assert make_recipe("contrastive_camera_pairs",
+                       cluster_distance="jaccard").clusterer.metric == "precomputed"
     with pytest.raises(ValueError, match="name"):
         make_recipe("spcl")
 
@@ -604,15 +612,16 @@ TINY = ["--backbone", "resnet18", "--image-size", "32", "16", "--embedding-dim",
         "--device", "cpu", "--eval-batch-size", "32"]
 
 
-@pytest.mark.parametrize("recipe", ["contrastive_energy", "buc", "contrastive_camera"])
+@pytest.mark.parametrize("recipe", ["contrastive_energy", "buc", "contrastive_camera",
+                                    "contrastive_camera_pairs"])
 def test_train_recipe_from_the_command_line(recipe, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    # contrastive_camera is camera-aware by itself
-    camera = [] if recipe == "contrastive_camera" else ["--camera-aware"]
+    # the camera recipes are camera-aware by themselves
+    camera = [] if recipe.startswith("contrastive_camera") else ["--camera-aware"]
     argv = ["train", str(tiny_dataset), "--recipe", recipe, "--rounds", "2",
             "--output-dir", str(out), "--frozen-stages", "layer3", *camera, *TINY]
-    if recipe == "contrastive_camera":  # the PRID 450S benchmark's choice
-        argv += ["--bn-statistics", "pretrained"]
+    if recipe.startswith("contrastive_camera"):  # the PRID 450S benchmark's choice
+        argv += ["--bn-statistics", "pretrained", "--random-erasing", "0"]
     if recipe == "buc":
         argv += ["--epochs", "1", "--merge-percent", "0.2", "--batch-size", "8"]
     else:
@@ -625,6 +634,31 @@ def test_train_recipe_from_the_command_line(recipe, tiny_dataset, tmp_path, caps
     history = json.loads((out / "history.json").read_text())
     assert history[0]["round"] == 0 and "mAP" in history[0]
     assert (out / "labels.npy").exists()
+
+
+def test_train_recipe_flags_reach_the_extractor(monkeypatch, tiny_dataset, tmp_path):
+    from sklearn_ecluster import cli
+
+    seen = {}
+
+    def stop(loop, dataset, args):
+        seen.update(loop.feature_extractor.get_params(deep=False))
+        return 0
+
+    monkeypatch.setattr(cli, "_train_and_report", stop)
+    assert main(["train", str(tiny_dataset), "--recipe", "contrastive_camera_pairs",
+                 "--random-erasing", "0.25", "--iters-per-epoch", "7",
+                 "--output-dir", str(tmp_path / "r"), *TINY]) == 0
+    assert (seen["random_erasing"], seen["iters_per_epoch"]) == (0.25, 7)
+    assert seen["loss"] == "cluster_contrast"
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1"])
+def test_train_bad_random_erasing_exits_2(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "x", "--recipe", "contrastive_dbscan", "--random-erasing", value])
+    assert exc.value.code == 2
+    assert f"must be in [0, 1], got {value}" in capsys.readouterr().err
 
 
 def test_train_recipe_bad_stage_exits_2(tiny_dataset, tmp_path, capsys):
